@@ -1,0 +1,6 @@
+"""snnTorch-compatible modules built on :mod:`neuroadapt.core`."""
+
+from neuroadapt.nn.layers import LIFLayer, LIReadout
+from neuroadapt.nn.neurons import Leaky, RLeaky, RSynaptic, Synaptic
+
+__all__ = ["Leaky", "Synaptic", "RLeaky", "RSynaptic", "LIFLayer", "LIReadout"]
