@@ -12,7 +12,7 @@ import torch
 
 import neuroadapt.core.scan as scan_mod
 from neuroadapt import nn as nnn
-from neuroadapt.core import atan, leaky_scan
+from neuroadapt.core import atan, fast_sigmoid, leaky_scan
 from neuroadapt.errors import ShapeError, UnsupportedOptionError
 
 T, B, N = 60, 8, 24
@@ -108,9 +108,12 @@ def test_fused_gradients_match_snntorch_autograd(kind, reset):
         assert torch.allclose(g_ours, g_ref, rtol=1e-9, atol=1e-10)
 
 
-def test_c_kernel_and_torch_fallback_agree(monkeypatch):
+@pytest.mark.parametrize("spike_fn", [atan(), fast_sigmoid(), snn.surrogate.fast_sigmoid()],
+                         ids=["atan-in-kernel", "fast_sigmoid-in-kernel", "snntorch-surrogate-generic"])
+def test_c_kernel_and_torch_fallback_agree(monkeypatch, spike_fn):
     x = _inputs(scale=0.9).requires_grad_()
     beta = torch.full((N,), 0.8, requires_grad=True)
+    thr = torch.full((N,), 1.0, requires_grad=True)
     res = []
     for use_kernel in (True, False):
         if not use_kernel:
@@ -118,13 +121,15 @@ def test_c_kernel_and_torch_fallback_agree(monkeypatch):
         elif scan_mod.kernels() is None:
             pytest.fail("the C kernel should build on this machine (is a C compiler installed?)")
         for reset in RESETS:
-            spk, mem = leaky_scan(x, beta, 1.0, reset=reset)
-            g = torch.autograd.grad((spk * mem).sum(), [x, beta])
+            spk, mem = leaky_scan(x, beta, thr, reset=reset, spike_fn=spike_fn)
+            g = torch.autograd.grad((spk * mem).sum() + spk.sum(), [x, beta, thr])
             res.append((spk, mem, *g))
     half = len(res) // 2
+    assert res[0][0].sum() > 20
     for a, b in zip(res[:half], res[half:]):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-        assert torch.allclose(a[2], b[2]) and torch.allclose(a[3], b[3], rtol=1e-5)
+        for ga, gb in zip(a[2:], b[2:]):
+            assert torch.allclose(ga, gb, rtol=1e-5, atol=1e-5)
 
 
 def test_lif_layer_equals_linear_plus_snntorch_leaky():

@@ -61,8 +61,9 @@ def _build() -> ctypes.CDLL | None:
     lib = ctypes.CDLL(str(target))
     p, lng, i = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
     for suffix in ("f32", "f64"):
-        getattr(lib, f"lif_forward_{suffix}").argtypes = [p, p, p, p, p, lng, lng, lng, i]
-        getattr(lib, f"lif_backward_{suffix}").argtypes = [p, p, p, p, p, lng, lng, lng, i]
+        getattr(lib, f"lif_forward_{suffix}").argtypes = [p, p, p, p, p, p, lng, lng, lng, i]
+        getattr(lib, f"lif_backward_{suffix}").argtypes = [p, p, p, p, p, p, lng, lng, lng, i, i,
+                                                           ctypes.c_double]
         getattr(lib, f"linear_scan_{suffix}").argtypes = [p, p, p, p, lng, lng, lng, i]
         for name in ("lif_forward", "lif_backward", "linear_scan"):
             getattr(lib, f"{name}_{suffix}").restype = None

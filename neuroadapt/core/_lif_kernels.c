@@ -19,12 +19,13 @@
 
 #define DEFINE_FORWARD(NAME, REAL)                                                   \
 void NAME(const REAL *x, const REAL *mem0, const REAL *beta, const REAL *thr,       \
-          REAL *mem, long T, long M, long N, int mode)                              \
+          REAL *mem, REAL *spk, long T, long M, long N, int mode)                   \
 {                                                                                   \
     for (long t = 0; t < T; ++t) {                                                  \
         const REAL *prev = (t == 0) ? mem0 : mem + (t - 1) * M;                     \
         const REAL *xt = x + t * M;                                                 \
         REAL *out = mem + t * M;                                                    \
+        REAL *st = spk + t * M;                                                     \
         for (long j = 0, n = 0; j < M; ++j, n = (n + 1 == N) ? 0 : n + 1) {         \
             REAL m = prev[j];                                                       \
             REAL r = (m - thr[n] > (REAL)0) ? (REAL)1 : (REAL)0;                    \
@@ -36,30 +37,54 @@ void NAME(const REAL *x, const REAL *mem0, const REAL *beta, const REAL *thr,   
             default: v = beta[n] * m; v = v + xt[j]; break;                         \
             }                                                                       \
             out[j] = v;                                                             \
+            st[j] = (v - thr[n] > (REAL)0) ? (REAL)1 : (REAL)0;                     \
         }                                                                           \
     }                                                                               \
 }
 
 /* Reverse scan of the backward pass: G[t] = c[t] + a[t+1] * G[t+1], with
  * a[t] = beta (modes 0, 3) or beta * (1 - r[t]) (modes 1, 2), r[t] = (m[t-1] > thr).
- * G is dL/dm[t] (total); c[t] is the direct gradient reaching m[t]. */
+ * G is dL/dm[t] (total).  The direct gradient reaching m[t] is
+ *     c[t] = gspk[t] * S'(m[t] - thr) + gmem[t]
+ * with the surrogate derivative S' computed here for surr = 1 (atan, p = alpha:
+ * p/2 / (1 + (pi/2 p u)^2)) or surr = 2 (fast sigmoid, p = slope: 1 / (p|u| + 1)^2);
+ * surr = 0 means gspk already holds S' * gspk.  gspk or gmem may be NULL (no gradient). */
 #define DEFINE_BACKWARD(NAME, REAL)                                                  \
-void NAME(const REAL *c, const REAL *mem, const REAL *beta, const REAL *thr,        \
-          REAL *G, long T, long M, long N, int mode)                                \
+static inline REAL NAME##_c(const REAL *gspk, const REAL *gmem, REAL m, REAL th,    \
+                            long i, int surr, REAL p)                               \
 {                                                                                   \
+    REAL c = gmem ? gmem[i] : (REAL)0;                                              \
+    if (gspk) {                                                                     \
+        REAL u = m - th, d;                                                         \
+        if (surr == 1) { REAL z = (REAL)1.5707963267948966 * p * u;                 \
+                         d = (p / (REAL)2) / ((REAL)1 + z * z); }                   \
+        else if (surr == 2) { REAL z = p * (u < 0 ? -u : u) + (REAL)1;              \
+                              d = (REAL)1 / (z * z); }                              \
+        else d = (REAL)1;                                                           \
+        c += gspk[i] * d;                                                           \
+    }                                                                               \
+    return c;                                                                       \
+}                                                                                   \
+void NAME(const REAL *gspk, const REAL *gmem, const REAL *mem, const REAL *beta,    \
+          const REAL *thr, REAL *G, long T, long M, long N, int mode, int surr,     \
+          double param)                                                             \
+{                                                                                   \
+    REAL p = (REAL)param;                                                           \
     if (T <= 0) return;                                                             \
-    for (long j = 0; j < M; ++j) G[(T - 1) * M + j] = c[(T - 1) * M + j];          \
+    {                                                                               \
+        long base = (T - 1) * M;                                                    \
+        for (long j = 0, n = 0; j < M; ++j, n = (n + 1 == N) ? 0 : n + 1)           \
+            G[base + j] = NAME##_c(gspk, gmem, mem[base + j], thr[n], base + j, surr, p); \
+    }                                                                               \
     for (long t = T - 2; t >= 0; --t) {                                             \
         const REAL *mt = mem + t * M;          /* m[t] decides r[t+1] */            \
         const REAL *gn = G + (t + 1) * M;                                           \
-        const REAL *ct = c + t * M;                                                 \
         REAL *gt = G + t * M;                                                       \
+        long base = t * M;                                                          \
         for (long j = 0, n = 0; j < M; ++j, n = (n + 1 == N) ? 0 : n + 1) {         \
             REAL a = beta[n];                                                       \
-            if (mode == 1 || mode == 2) {                                           \
-                if (mt[j] - thr[n] > (REAL)0) a = (REAL)0;                          \
-            }                                                                       \
-            gt[j] = ct[j] + a * gn[j];                                              \
+            if ((mode == 1 || mode == 2) && mt[j] - thr[n] > (REAL)0) a = (REAL)0;  \
+            gt[j] = NAME##_c(gspk, gmem, mt[j], thr[n], base + j, surr, p) + a * gn[j]; \
         }                                                                           \
     }                                                                               \
 }

@@ -50,16 +50,17 @@ def _use_kernel(*tensors: torch.Tensor):
 
 # --------------------------------------------------------------------------- forward/backward
 def _lif_forward(x, mem0, beta, thr, mode):
-    """x: (T, M) contiguous; mem0: (M,); beta, thr: (N,). Returns mem (T, M)."""
+    """x: (T, M) contiguous; mem0: (M,); beta, thr: (N,). Returns (mem, spk), both (T, M)."""
     T, M = x.shape
     N = beta.numel()
     mem = torch.empty_like(x)
     k = _use_kernel(x)
     if k is not None:
         lib, sfx = k
+        spk = torch.empty_like(x)
         getattr(lib, f"lif_forward_{sfx}")(_ptr(x), _ptr(mem0), _ptr(beta), _ptr(thr), _ptr(mem),
-                                           T, M, N, mode)
-        return mem
+                                           _ptr(spk), T, M, N, mode)
+        return mem, spk
     xb, memb = x.view(T, -1, N), mem.view(T, -1, N)
     prev = mem0.view(-1, N)
     for t in range(T):  # same arithmetic order as the C kernel and snnTorch
@@ -75,20 +76,31 @@ def _lif_forward(x, mem0, beta, thr, mode):
             v = beta * prev + xb[t]
         memb[t] = v
         prev = memb[t]
-    return mem
+    return mem, (memb - thr > 0).to(x.dtype).view(T, M)
 
 
-def _lif_reverse(c, mem, beta, thr, mode):
-    """G[t] = c[t] + a[t+1] G[t+1]; a = β, or β (1 - r) for the zero modes."""
-    T, M = c.shape
+def _lif_reverse(gspk, gmem, mem, beta, thr, mode, spike_fn):
+    """dL/dm_t (total): G[t] = c[t] + a[t+1] G[t+1], c[t] = gspk[t] S'(m[t] - θ) + gmem[t];
+    a = β, or β (1 - r) for the zero modes.  The surrogate derivative of neuroadapt's own
+    spike functions is evaluated inside the C loop; any other one once, vectorised, here."""
+    T, M = mem.shape
     N = beta.numel()
-    G = torch.empty_like(c)
-    k = _use_kernel(c)
+    G = torch.empty_like(mem)
+    k = _use_kernel(mem)
+    surr, param = getattr(spike_fn, "kernel_code", (0, 0.0))
+    if gspk is not None and (k is None or surr == 0):
+        thr_m = thr.repeat(M // N)
+        c = surrogate_derivative(spike_fn, mem - thr_m) * gspk
+        gspk, gmem, surr = (c if gmem is None else c + gmem), None, 0
     if k is not None:
         lib, sfx = k
-        getattr(lib, f"lif_backward_{sfx}")(_ptr(c), _ptr(mem), _ptr(beta), _ptr(thr), _ptr(G),
-                                            T, M, N, mode)
+        null = ctypes.c_void_p(None)
+        getattr(lib, f"lif_backward_{sfx}")(null if gspk is None else _ptr(gspk.contiguous()),
+                                            null if gmem is None else _ptr(gmem.contiguous()),
+                                            _ptr(mem), _ptr(beta), _ptr(thr), _ptr(G),
+                                            T, M, N, mode, surr, param)
         return G
+    c = gspk if gmem is None else (gmem if gspk is None else gspk + gmem)
     cb, Gb, mb = c.view(T, -1, N), G.view(T, -1, N), mem.view(T, -1, N)
     Gb[T - 1] = cb[T - 1]
     for t in range(T - 2, -1, -1):
@@ -127,8 +139,7 @@ def _reduce_to(g: torch.Tensor, n: int) -> torch.Tensor:
 class _LIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, mem0, beta, thr, mode, spike_fn):
-        mem = _lif_forward(x, mem0, beta, thr, mode)
-        spk = (mem - thr.repeat(x.shape[1] // thr.numel()) > 0).to(x.dtype)
+        mem, spk = _lif_forward(x, mem0, beta, thr, mode)
         ctx.save_for_backward(mem, mem0, beta, thr)
         ctx.mode, ctx.spike_fn = mode, spike_fn
         return spk, mem
@@ -136,17 +147,17 @@ class _LIFScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gspk, gmem):
         mem, mem0, beta, thr = ctx.saved_tensors
-        mode, T, M, N = ctx.mode, mem.shape[0], mem.shape[1], beta.numel()
-        thr_m = thr.repeat(M // N)
-        c = torch.zeros_like(mem) if gmem is None else gmem.contiguous().clone()
-        gsur = None
-        if gspk is not None:
-            gsur = surrogate_derivative(ctx.spike_fn, mem - thr_m) * gspk
-            c += gsur
-        G = _lif_reverse(c, mem, beta, thr, mode)
-        mprev = torch.cat([mem0.unsqueeze(0), mem[:-1]], 0)
-        keep = None if mode in (0, 3) else (mprev - thr_m <= 0).to(mem.dtype)  # 1 - r
+        mode, M, N = ctx.mode, mem.shape[1], beta.numel()
         need = ctx.needs_input_grad
+        if gspk is not None:
+            gspk = gspk.contiguous()
+        G = _lif_reverse(gspk, None if gmem is None else gmem.contiguous(), mem, beta, thr, mode,
+                         ctx.spike_fn)
+        thr_m = thr.repeat(M // N)
+        keep = mprev = None  # keep = 1 - r_t, only for the zero modes and the parameter gradients
+        if need[2] or mode in (1, 2) or (need[3] and mode == 0):
+            mprev = torch.cat([mem0.unsqueeze(0), mem[:-1]], 0)
+            keep = None if mode in (0, 3) else (mprev - thr_m <= 0).to(mem.dtype)
         dx = dmem0 = dbeta = dthr = None
         if need[0]:
             dx = G if mode != 2 else G * keep
@@ -157,8 +168,8 @@ class _LIFScan(torch.autograd.Function):
             dbeta = _reduce_to(G * (mprev if keep is None else keep * mprev), N)
         if need[3]:
             dthr = torch.zeros_like(thr)
-            if gsur is not None:
-                dthr = dthr - _reduce_to(gsur, N)
+            if gspk is not None:
+                dthr = dthr - _reduce_to(surrogate_derivative(ctx.spike_fn, mem - thr_m) * gspk, N)
             if mode == 0:
                 dthr = dthr - _reduce_to(G * (mprev - thr_m > 0).to(G.dtype), N)
         return dx, dmem0, dbeta, dthr, None, None

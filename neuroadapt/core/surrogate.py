@@ -54,6 +54,7 @@ def atan(alpha: float = 2.0) -> SpikeFn:
         return _ATan.apply(u, alpha)
 
     spike.derivative = lambda u: (alpha / 2) / (1 + (math.pi / 2 * alpha * u) ** 2)
+    spike.kernel_code = (1, float(alpha))  # evaluated inside the C backward scan
     return spike
 
 
@@ -64,6 +65,7 @@ def fast_sigmoid(slope: float = 25.0) -> SpikeFn:
         return _FastSigmoid.apply(u, slope)
 
     spike.derivative = lambda u: 1.0 / (slope * u.abs() + 1.0) ** 2
+    spike.kernel_code = (2, float(slope))
     return spike
 
 
