@@ -14,10 +14,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import warnings
 from pathlib import Path
+
+from neuroadapt._io import atomic_path
 
 _SOURCE = Path(__file__).with_name("_lif_kernels.c")
 # -ffp-contract=off: no fused multiply-add, so the rounding matches snnTorch's eager ops.
@@ -49,15 +50,9 @@ def _build() -> ctypes.CDLL | None:
     target = _cache_dir() / f"lif_kernels_{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_path(target, suffix=".so") as tmp:  # concurrent builders race harmlessly
             subprocess.run([cc, *_FLAGS, "-o", tmp, str(_SOURCE)], check=True,
                            capture_output=True, timeout=120)
-            os.replace(tmp, target)  # atomic: concurrent builders race harmlessly
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     lib = ctypes.CDLL(str(target))
     p, lng, i = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
     for suffix in ("f32", "f64"):

@@ -34,6 +34,7 @@ from neuroadapt.data.corruptions import (
     corrupt,
     get_corruption,
 )
+from neuroadapt._io import atomic_path
 from neuroadapt.errors import DataError, InvalidInputError, ShapeError, UnsupportedOptionError
 
 __all__ = [
@@ -208,15 +209,8 @@ def load_cifar10c(root, corruption: str, severity: int) -> tuple[np.ndarray, np.
 
 
 def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
 
 
 def make_corrupted_set(images, labels, out_dir, severities=SEVERITIES, corruptions=None,

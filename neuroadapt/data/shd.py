@@ -25,7 +25,6 @@ to a temporary name in the target folder and renamed (``os.replace``) only when 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import h5py
@@ -40,6 +39,7 @@ from neuroadapt.data.events import (
     check_events,
     n_bins_for,
 )
+from neuroadapt._io import atomic_path
 from neuroadapt.errors import DataError, InvalidInputError, ShapeError
 
 __all__ = [
@@ -185,34 +185,26 @@ def write_shd(
             meta[name] = (arr, dt)
 
     path = os.fspath(path)
-    tmp = None
     try:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-        os.close(fd)
-        with h5py.File(tmp, "w") as f:
-            f.attrs["n_channels"] = int(n_channels)
-            spikes = f.create_group("spikes")
-            for name, col, dt in (("times", t_out, tdt), ("units", u_out, udt)):
-                ds = spikes.create_dataset(name, shape=(n,), dtype=h5py.vlen_dtype(dt))
-                for i in range(n):  # per sample: a bulk write of equal-length arrays mis-broadcasts
-                    ds[i] = col[i]
-            f.create_dataset("labels", data=labels.astype(LABELS_DTYPE))
-            extra = f.create_group("extra")
-            extra.create_dataset("speaker", data=speakers.astype(SPEAKER_DTYPE))
-            extra.create_dataset("keys", data=np.array(keys, dtype=object), dtype=h5py.string_dtype())
-            mg = extra.create_group("meta_info")
-            for name, (arr, dt) in meta.items():
-                mg.create_dataset(name, data=arr, dtype=dt)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise DataError(f"cannot write {path} ({type(exc).__name__}: {exc}); check that the "
-                            f"folder is writable and the path is not a folder") from None
-        raise
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["n_channels"] = int(n_channels)
+                spikes = f.create_group("spikes")
+                for name, col, dt in (("times", t_out, tdt), ("units", u_out, udt)):
+                    ds = spikes.create_dataset(name, shape=(n,), dtype=h5py.vlen_dtype(dt))
+                    for i in range(n):  # per sample: a bulk write of equal-length arrays mis-broadcasts
+                        ds[i] = col[i]
+                f.create_dataset("labels", data=labels.astype(LABELS_DTYPE))
+                extra = f.create_group("extra")
+                extra.create_dataset("speaker", data=speakers.astype(SPEAKER_DTYPE))
+                extra.create_dataset("keys", data=np.array(keys, dtype=object), dtype=h5py.string_dtype())
+                mg = extra.create_group("meta_info")
+                for name, (arr, dt) in meta.items():
+                    mg.create_dataset(name, data=arr, dtype=dt)
+    except OSError as exc:
+        raise DataError(f"cannot write {path} ({type(exc).__name__}: {exc}); check that the "
+                        f"folder is writable and the path is not a folder") from None
     return path
 
 

@@ -15,46 +15,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from neuroadapt._io import atomic_path, fsync_dir
 from neuroadapt.errors import CheckpointError
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "RunDir", "partial_path"]
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: str | os.PathLike, write_fn, mode: str = "wb") -> Path:
-    """Call ``write_fn(fileobj)`` on a temp file next to ``path``, then ``os.replace`` it into place."""
+    """Call ``write_fn(fileobj)`` on a temp file next to ``path``, then move it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
     return path
 
 
@@ -115,7 +91,7 @@ class RunDir:
             old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
             os.rename(self.out, old)
         os.rename(self.path, self.out)
-        _fsync_dir(self.out.parent)
+        fsync_dir(self.out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self.path = self.out
