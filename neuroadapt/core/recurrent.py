@@ -40,21 +40,22 @@ class _RecScan(torch.autograd.Function):
         M = torch.empty_like(x)
         SYN = torch.empty_like(x) if synaptic else None
         m, s, syn = mem0, spk0, syn0
+        r = (mem0 - thr > 0).to(x.dtype)  # afterwards r_t = H(m_{t-1} - θ) is the previous step's spike
         for t in range(T):
-            r = (m - thr > 0).to(x.dtype)
-            if synaptic:
-                syn = alpha * syn + x[t] + _rec(s, W, b, one_to_one)
-                p = beta * m + syn
-                SYN[t] = syn
+            rec = _rec(s, W, b, one_to_one)
+            if synaptic:  # (α syn + x) + rec, then β m + syn: snnTorch's order of operations
+                syn = torch.mul(alpha, syn, out=SYN[t]).add_(x[t]).add_(rec)
+                p = torch.mul(beta, m).add_(syn)
             else:
-                p = beta * m + x[t] + _rec(s, W, b, one_to_one)
+                p = torch.mul(beta, m).add_(x[t]).add_(rec)
             if mode == 0:
-                p = p - r * thr
+                torch.sub(p, r * thr, out=M[t])
             elif mode == 1:
-                p = p - p * r
-            M[t] = p
+                torch.sub(p, p * r, out=M[t])
+            else:
+                M[t] = p
             m = M[t]
-            s = (m - thr > 0).to(x.dtype)
+            s = r = torch.gt(m, thr).to(x.dtype)
         S = (M - thr > 0).to(x.dtype)
         ctx.save_for_backward(M, SYN, mem0, spk0, syn0, W, b, beta, alpha, thr)
         ctx.mode, ctx.one_to_one, ctx.spike_fn = mode, one_to_one, spike_fn
