@@ -7,6 +7,7 @@ stderr and the command exits with the error's exit code (2) -- never a traceback
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -50,7 +51,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default=None, help="simulation name, e.g. lif_twin")
     p.add_argument("--out", default=None, help="output folder (default: the script's own)")
     p.set_defaults(func=_cmd_sim)
+
+    _add_data_parser(sub)
     return parser
+
+
+_CONVERT_FORMATS = ("shd", "aer", "tonic-npy", "dense-npz")
+_LAYOUTS = ("spinnaker", "loihi", "flat")
+
+
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="event data: make an SHD-format set, inspect or convert event files")
+    dsub = data.add_subparsers(dest="data_command", metavar="{make-shd,info,convert}")
+    data.set_defaults(func=_cmd_data_help, data_parser=data)
+
+    p = dsub.add_parser("info", help="summarise an SHD .h5, AER, tonic .npy or dense .npz event file")
+    p.add_argument("file", help="event file (format detected from its content)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    p.set_defaults(func=_cmd_data_info)
+
+    p = dsub.add_parser("convert", help="convert between event file formats (nothing is left behind on error)")
+    p.add_argument("input", help="event file: SHD .h5, .aer, tonic .npy or dense .npz (detected from content)")
+    p.add_argument("output", help="file to write (replaced atomically)")
+    p.add_argument("--to", default=None, metavar="{" + ",".join(_CONVERT_FORMATS) + "}",
+                   help="output format (default: from the output's extension .h5/.aer/.npy/.npz)")
+    p.add_argument("--dt", type=float, default=None, help="dense-npz: bin width in seconds (default: the input's, else 0.001)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="dense-npz: window in seconds, a whole number of dt (default: up to the last spike)")
+    p.add_argument("--address-layout", default=None, metavar="{" + ",".join(_LAYOUTS) + "}",
+                   help="aer: address layout (default spinnaker)")
+    p.add_argument("--neurons-per-core", type=int, default=None,
+                   help="aer: neurons per core of the address layout (spinnaker 256, loihi 1024)")
+    p.add_argument("--tick-ns", type=int, default=None,
+                   help="aer: time-stamp unit in ns (default 1000 = 1 µs, or the input AER file's)")
+    p.add_argument("--times-dtype", default=None, metavar="{float16,float32,float64}",
+                   help="shd: dtype of spikes/times (default: the input's, else float32)")
+    p.add_argument("--sample", type=int, default=None, help="keep only this sample (needed for tonic-npy output "
+                                                             "of a multi-sample input)")
+    p.set_defaults(func=_cmd_data_convert)
+
+    p = dsub.add_parser("make-shd", help="generate spoken digits in the SHD format (espeak-ng or your WAV files)")
+    p.add_argument("--out", default=None, help="SHD .h5 file to write")
+    p.add_argument("--wav-dir", default=None, help="folder of WAV files (listed in --labels)")
+    p.add_argument("--labels", default=None,
+                   help="CSV of filename,label[,speaker] rows, names relative to --wav-dir (default DIR/labels.csv)")
+    p.add_argument("--espeak", action="store_true", help="synthesise the 20 SHD words with espeak-ng voices")
+    p.add_argument("--speakers", type=int, default=None, help="--espeak: number of synthetic speakers (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no speed/pitch augmentation (default: augmented for --espeak, none for recordings)")
+    p.set_defaults(func=_cmd_data_make_shd)
 
 
 def _cmd_quickstart(args) -> int:
@@ -106,6 +156,82 @@ def _cmd_sim(args) -> int:
     return int(module.main([] if args.out is None else ["--out", args.out]) or 0)
 
 
+def _cmd_data_help(args) -> int:
+    args.data_parser.print_help()
+    return 2
+
+
+def _cmd_data_info(args) -> int:
+    import json
+
+    from neuroadapt.data.convert import format_info, info
+
+    summary = info(args.file)
+    print(json.dumps(summary) if args.json else format_info(summary))
+    return 0
+
+
+def _cmd_data_convert(args) -> int:
+    from neuroadapt.data.convert import convert_file
+    from neuroadapt.errors import InvalidInputError
+
+    if args.to is not None and args.to not in _CONVERT_FORMATS:
+        raise InvalidInputError(f"--to {args.to!r}: choose one of {', '.join(_CONVERT_FORMATS)}")
+    if args.address_layout is not None and args.address_layout not in _LAYOUTS:
+        raise InvalidInputError(f"--address-layout {args.address_layout!r}: choose one of {', '.join(_LAYOUTS)}")
+    if args.times_dtype is not None and args.times_dtype not in ("float16", "float32", "float64"):
+        raise InvalidInputError(f"--times-dtype {args.times_dtype!r}: choose float16, float32 or float64")
+    params = None if args.neurons_per_core is None else {"neurons_per_core": args.neurons_per_core}
+    if params is not None and args.address_layout is None:
+        args.address_layout = "spinnaker"
+    result = convert_file(args.input, args.output, to=args.to, sample=args.sample, dt=args.dt,
+                          duration=args.duration, layout=args.address_layout, layout_params=params,
+                          tick_ns=args.tick_ns, times_dtype=args.times_dtype)
+    extra = "".join(f", {k}={v}" for k, v in result.items()
+                    if k not in ("input", "input_format", "output", "samples", "spikes", "format"))
+    print(f"wrote {result['output']} ({result['format']}): {result['samples']} samples, "
+          f"{result['spikes']} spikes from {result['input_format']}{extra}")
+    return 0
+
+
+def _cmd_data_make_shd(args) -> int:
+    import os
+
+    from neuroadapt.errors import InvalidInputError
+
+    from_files = args.wav_dir is not None or args.labels is not None
+    if not args.out:
+        raise InvalidInputError("data make-shd needs --out FILE (the SHD .h5 file to write)")
+    if from_files and args.espeak:
+        raise InvalidInputError("give either --espeak or --wav-dir DIR [--labels CSV], not both")
+    if not from_files and not args.espeak:
+        raise InvalidInputError("data make-shd needs a source: --wav-dir DIR [--labels CSV] (your recordings; "
+                                "the CSV defaults to DIR/labels.csv) or --espeak (synthesised voices)")
+    if args.wav_dir is not None and not os.path.isdir(args.wav_dir):
+        raise InvalidInputError(f"--wav-dir {args.wav_dir!r} is not a folder")
+    if args.labels is not None and not os.path.isfile(args.labels):
+        raise InvalidInputError(f"--labels {args.labels!r} is not a file")
+    if args.speakers is not None and from_files:
+        raise InvalidInputError("--speakers goes with --espeak (recordings take their speakers from the labels CSV)")
+    if args.speakers is not None and args.speakers < 1:
+        raise InvalidInputError(f"--speakers must be a positive number of speakers, got {args.speakers}")
+    if args.seed < 0:
+        raise InvalidInputError(f"--seed must be a non-negative integer, got {args.seed}")
+
+    from neuroadapt.data.spoken_digits import make_shd
+
+    kwargs = {} if args.speakers is None else {"n_speakers": args.speakers}
+    summary = make_shd(args.out, wav_dir=args.wav_dir, labels_csv=args.labels, espeak=args.espeak,
+                       seed=args.seed, augment=False if args.no_augment else None, progress=True, **kwargs)
+    if isinstance(summary, dict):
+        words = {"n_samples": "samples", "n_classes": "classes", "n_speakers": "speakers", "spikes_total": "spikes"}
+        details = ", ".join(f"{summary[k]} {w}" for k, w in words.items() if isinstance(summary.get(k), int))
+        print(f"wrote {summary.get('path', args.out)}" + (f" ({details})" if details else ""))
+    else:
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split()) or "(no message)"
 
@@ -128,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:  # e.g. `neuroadapt data info F | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # python -m neuroadapt.cli / torchrun -m neuroadapt.cli

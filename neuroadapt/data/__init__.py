@@ -32,13 +32,19 @@ __all__ = ["register_dataset", "get_dataset_class", "dataset_names", "SPLITS",
            # file formats and images, imported on first use (see __getattr__)
            "write_shd", "read_shd", "SHDFile", "SHDDataset", "shd_collate", "bin_spikes", "bin_batch",
            "CORRUPTIONS", "CORRUPTION_NAMES", "CIFAR10C_PARAMS", "corrupt",
-           "cifar10", "load_cifar10", "load_cifar10c", "make_corrupted_set"]
+           "cifar10", "load_cifar10", "load_cifar10c", "make_corrupted_set",
+           "dense_to_events", "events_to_dense", "to_tonic", "from_tonic", "read_aer", "write_aer",
+           "read_events", "write_events", "convert_file"]
 
 _LAZY = {
     **{k: "neuroadapt.data.shd" for k in ("write_shd", "read_shd", "SHDFile", "SHDDataset", "shd_collate")},
     **{k: "neuroadapt.data.events" for k in ("bin_spikes", "bin_batch")},
     **{k: "neuroadapt.data.corruptions" for k in ("CORRUPTIONS", "CORRUPTION_NAMES", "CIFAR10C_PARAMS", "corrupt")},
     **{k: "neuroadapt.data.images" for k in ("cifar10", "load_cifar10", "load_cifar10c", "make_corrupted_set")},
+    **{k: "neuroadapt.data.events" for k in ("dense_to_events", "events_to_dense")},
+    **{k: "neuroadapt.data.tonic_events" for k in ("to_tonic", "from_tonic")},
+    **{k: "neuroadapt.data.aer" for k in ("read_aer", "write_aer")},
+    **{k: "neuroadapt.data.convert" for k in ("read_events", "write_events", "convert_file")},
 }
 
 
