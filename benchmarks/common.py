@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import platform
 import statistics
@@ -135,6 +134,7 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "neuroadapt": getattr(neuroadapt, "__version__", "?"),
         "python": platform.python_version(),
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     for mod in ("snntorch", "norse"):
         try:
@@ -287,6 +287,28 @@ MEMORY_METHOD = {
 }
 
 
+def set_glibc_mmap_threshold(nbytes: int) -> bool:
+    """Serve every heap block of at least ``nbytes`` from its own mmap (glibc ``mallopt``).
+
+    Why: a peer that materialises many same-sized large temporaries (Norse's sequence modules
+    index ``input[t]`` in a Python loop, so every step of backward allocates a full (T, B, N)
+    zero tensor in ``select_backward``) can fragment glibc's heap so badly that the process RSS
+    grows by gigabytes while torch's own accounting stays flat.  Blocks served by mmap go back
+    to the OS on free, so RSS stays bounded.  This changes neither what torch allocates nor the
+    profiler's numbers, only where glibc places the blocks (and makes large allocations slower,
+    which the memory benchmark does not time).  Returns False where it is not available."""
+    if nbytes <= 0:
+        return False
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, int(nbytes)))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def saved_tensor_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
     """Bytes of the distinct storages autograd saves for backward while ``fn()`` runs
     (``torch.autograd.graph.saved_tensors_hooks``), storages of ``exclude`` not counted.
@@ -305,7 +327,3 @@ def saved_tensor_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
     return sum(seen.values())
-
-
-def to_json_line(result: Mapping) -> str:
-    return json.dumps(result, sort_keys=False, allow_nan=False)

@@ -255,5 +255,11 @@ def run(config_overrides=None) -> dict:
         "peers": {p.name: p.what for p in peers},
         "stats_ms": stats,
     })
+    if "norse" in results or "norse_box" in results:
+        config["norse_note"] = ("Norse's sequence modules index input[t] in a Python loop; each index "
+                                "costs a full (T,B,N) zero tensor in backward (select_backward): "
+                                "O(T^2) memory traffic")
     config.update(checks)
+    # a spread this wide means the machine was busy: do not publish these numbers
+    config["noisy_peers"] = [n for n, st in stats.items() if st["n"] >= 4 and st["iqr"] > 0.2 * st["median"]]
     return {"bench": NAME, "config": config, "results_ms": results, "ratios": ratios(results)}

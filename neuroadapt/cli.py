@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a speed/memory benchmark against peer libraries")
     p.add_argument("name", nargs="?", default=None, help="benchmark name (omit to list them)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.add_argument("--quick", action="store_true", help="small settings (a smoke test; the numbers mean little)")
+    p.add_argument("--device", default=None, help="cpu (default), cuda or auto")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("sim", help="run a simulation script from sims/ (omit NAME to list them)")
@@ -132,7 +134,7 @@ def _cmd_eval(args) -> int:
 def _cmd_bench(args) -> int:
     from neuroadapt.engine import bench
 
-    return int(bench.main(args.name, as_json=args.json) or 0)
+    return int(bench.main(args.name, as_json=args.json, quick=args.quick, device=args.device) or 0)
 
 
 def _cmd_sim(args) -> int:
