@@ -166,7 +166,7 @@ def _cmd_data_help(args) -> int:
 def _cmd_data_info(args) -> int:
     import json
 
-    from neuroadapt.data.convert import format_info, info
+    from neuroadapt.data.info import format_info, info
 
     summary = info(args.file)
     print(json.dumps(summary) if args.json else format_info(summary))
