@@ -8,6 +8,8 @@ neuron id (an SHD channel, a population index) on those fields (:meth:`~AddressL
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +26,7 @@ def _int(value, name: str, lo: int, hi: int) -> int:
 
 
 # ------------------------------------------------------------------------------ address layouts
-class AddressLayout:
+class AddressLayout(abc.ABC):
     """Bit fields of a 32-bit address (most significant first) and the placement of flat ids.
     Subclasses: :class:`FlatLayout`, :class:`SpiNNakerLayout`, :class:`LoihiLayout`."""
 
@@ -32,8 +34,9 @@ class AddressLayout:
     name: str
 
     @property
+    @abc.abstractmethod
     def fields(self) -> tuple[tuple[str, int], ...]:
-        raise NotImplementedError
+        """``(name, bits)`` of each field, most significant first."""
 
     def _validate(self) -> None:
         total = sum(b for _, b in self.fields)
@@ -46,9 +49,9 @@ class AddressLayout:
         return tuple(b for _, b in self.fields)
 
     @property
+    @abc.abstractmethod
     def capacity(self) -> int:
         """How many flat neuron ids the layout can address."""
-        raise NotImplementedError
 
     def pack(self, **values) -> np.ndarray:
         """The uint32 addresses of field values (arrays or ints, one keyword per field)."""
@@ -107,8 +110,9 @@ class AddressLayout:
     def _ranges(self):
         return ()
 
+    @abc.abstractmethod
     def params(self) -> dict:
-        raise NotImplementedError
+        """The layout's parameters (written to AER headers)."""
 
     def __str__(self) -> str:
         return f"{self.name} layout (" + ", ".join(f"{k}={v}" for k, v in self.params().items()) + ")"
