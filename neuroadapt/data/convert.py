@@ -61,7 +61,7 @@ from neuroadapt.errors import DataError, InvalidInputError
 __all__ = [
     "TONIC_DTYPE", "to_tonic", "from_tonic", "dense_to_tonic", "tonic_to_dense",
     "FORMATS", "EventSet", "detect_format", "format_for_output", "read_events", "write_events",
-    "convert_file", "info", "format_info",
+    "convert_file",
 ]
 
 # ------------------------------------------------------------------------------ event sets
@@ -446,5 +446,3 @@ def convert_file(src, dst, *, to: str | None = None, sample: int | None = None, 
     return {"input": os.fspath(src), "input_format": es.fmt, "output": os.fspath(dst), "samples": len(es),
             "spikes": es.n_spikes, **chosen}
 
-
-from neuroadapt.data.info import format_info, info  # noqa: E402,F401  (re-exported)

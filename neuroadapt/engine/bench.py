@@ -182,16 +182,23 @@ def format_table(result: Mapping) -> str:
     elif "method" in cfg:
         head.append(f"  peak memory: {cfg['method']}")
     stats = cfg.get("stats_ms", {})
+    saved = cfg.get("saved_for_backward_mb", {})
     width = max(len(p) for p in result[kind]) + 2
-    rows = [f"  {'peer':<{width}}{unit:>10}" + (f"{'min':>10}{'iqr':>10}" if stats else "")]
+    rows = [f"  {'peer':<{width}}{unit:>10}" + (f"{'min':>10}{'iqr':>10}" if stats else "")
+            + (f"{'saved for backward':>20}" if saved else "")]
     for peer, value in result[kind].items():
         row = f"  {peer:<{width}}{_fmt(value):>10}"
         if peer in stats:
             row += f"{_fmt(stats[peer]['min']):>10}{_fmt(stats[peer]['iqr']):>10}"
+        if peer in saved:
+            row += f"{_fmt(saved[peer]):>20}"
         rows.append(row)
     rat = [f"  {k:<34}{v:.3f}" for k, v in result["ratios"].items()]
     checks = [f"  {k} = {cfg[k]}" for k in ("spikes_identical", "spike_mismatches", "currents_identical",
                                               "weight_grad_max_rel_diff", "output_spike_rate") if k in cfg]
+    if cfg.get("noisy_peers"):
+        checks.append(f"  noisy: the inter-quartile range of {', '.join(cfg['noisy_peers'])} exceeds 20 % of "
+                      f"the median (load average {cfg.get('loadavg_1min')}); rerun on a quiet machine")
     return "\n".join(head + rows + ["ratios:"] + rat + (["checks:"] + checks if checks else []))
 
 
