@@ -1,0 +1,749 @@
+"""Spoken digits in the SHD format: the ``make_shd`` pipeline and the ``spoken_digits`` data set.
+
+``make_shd`` turns speech into an SHD-layout HDF5 file: either a folder of WAV files with a
+labels CSV, or (``espeak=True``) a synthetic, augmented, speaker-disjoint set of the 20 SHD
+words spoken by espeak-ng voices (:mod:`neuroadapt.data.speech`, :mod:`neuroadapt.data.augment`),
+each converted to 700 spike trains by :mod:`neuroadapt.data.cochlea`. The file documents itself:
+root attribute ``generation`` (JSON: version, seed, speakers, augmentation ranges, cochlea
+parameters, options) and per-sample datasets ``extra/augment/*`` (onset, speed, pitch, SNR, noise
+kind, RT60, gain of every utterance).
+
+:class:`SpokenDigits` (registry name ``spoken_digits``) serves the set shipped in
+``neuroadapt/data/assets`` (``root=None``) or any folder holding ``shd_train.h5`` /
+``shd_test.h5`` -- also the real SHD files. See ``docs/spoken_digits.md``.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from neuroadapt.errors import ConfigError, DataError, InvalidInputError
+
+__all__ = [
+    "make_shd",
+    "make_spoken_digits",
+    "read_labels_csv",
+    "SpokenDigits",
+    "SHIPPED_CONFIG",
+    "shipped_files",
+    "ASSETS",
+    "FORMAT_VERSION",
+]
+
+FORMAT_VERSION = 1
+ASSETS = Path(__file__).resolve().parent / "assets"
+#: how the shipped set was generated (``make_spoken_digits(out_dir)`` regenerates it)
+SHIPPED_CONFIG = {
+    "duration": 1.0,
+    "roster_seed": 0,
+    "train": {"n_speakers": 20, "first_speaker": 0, "repeats": 8, "seed": 1},
+    "test": {"n_speakers": 8, "first_speaker": 20, "repeats": 5, "seed": 2},
+    "augment": {},
+    "cochlea": {},
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="utt", leave=False)
+
+
+def read_labels_csv(path, wav_dir=None, keys=None) -> list[tuple[str, int, int]]:
+    """Rows ``(wav path, label, speaker)`` of a labels CSV: ``filename,label[,speaker]``.
+
+    A header line (``filename,label,...``) is optional. ``label`` is an integer class index or a
+    word from ``keys`` (default: the 20 SHD words); ``speaker`` a non-negative integer (default 0).
+    Filenames are relative to ``wav_dir`` (default: the CSV's folder). :class:`DataError` names the
+    line of any malformed row.
+    """
+    from neuroadapt.data.speech import KEYS
+
+    path = os.fspath(path)
+    keys = list(KEYS if keys is None else keys)
+    base = os.fspath(wav_dir) if wav_dir is not None else os.path.dirname(os.path.abspath(path))
+    if not os.path.isfile(path):
+        raise DataError(f"labels CSV not found: {path} (expected lines 'filename,label[,speaker]')")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the labels CSV ({type(exc).__name__}: {exc})") from None
+    rows = []
+    for n, line in enumerate(lines, start=1):
+        fields = [f.strip() for f in line]
+        if not fields or all(not f for f in fields) or fields[0].startswith("#"):
+            continue
+        if n == 1 and len(fields) >= 2 and fields[0].lower() in ("filename", "file", "path") \
+                and fields[1].lower() == "label":
+            continue
+        if len(fields) not in (2, 3) or not fields[0]:
+            raise DataError(f"{path}, line {n}: expected 'filename,label[,speaker]', got {line!r}")
+        label_s = fields[1]
+        try:
+            label = int(label_s)
+        except ValueError:
+            if label_s in keys:
+                label = keys.index(label_s)
+            else:
+                raise DataError(f"{path}, line {n}: label {label_s!r} is neither an integer nor one of "
+                                f"the class names {keys}") from None
+        if label < 0:
+            raise DataError(f"{path}, line {n}: label must be >= 0, got {label}")
+        speaker = 0
+        if len(fields) == 3 and fields[2]:
+            try:
+                speaker = int(fields[2])
+            except ValueError:
+                raise DataError(f"{path}, line {n}: speaker must be a non-negative integer, got {fields[2]!r}") from None
+            if speaker < 0:
+                raise DataError(f"{path}, line {n}: speaker must be >= 0, got {speaker}")
+        rows.append((os.path.join(base, fields[0]), label, speaker))
+    if not rows:
+        raise DataError(f"{path}: no samples listed (expected lines 'filename,label[,speaker]')")
+    return rows
+
+
+def _utterance(x, sr: int, n_total: int | None, settings: dict, rng, babble, target_rms: float):
+    """Reverb, level, onset placement, noise and gain for one clean word ``x``."""
+    from neuroadapt.data import augment as aug
+    from neuroadapt.data.speech import normalize_rms
+
+    if settings.get("rt60") is not None:
+        x = aug.reverberate(x, sr, settings["rt60"], rng, settings["drr_db"])
+    x = normalize_rms(x, target_rms)
+    n_word = len(x)
+    if n_total is None:
+        onset = int(round(settings["onset"] * sr))
+        n_total = onset + n_word
+    else:
+        onset = int(round(min(settings["onset"], max(0.0, (n_total - n_word) / sr)) * sr))
+    settings["onset"] = onset / sr
+    y = aug.place(x, n_total, onset)
+    if settings.get("noise") is not None:
+        speech = slice(onset, min(n_total, onset + n_word))
+        y = aug.add_noise(y, settings["snr_db"], rng, settings["noise"], sources=babble, speech=speech,
+                          n_talkers=settings.get("talkers", 6))
+    return aug.apply_gain(y, settings["gain_db"])
+
+
+_AUG_FIELDS = ("onset", "speed", "pitch", "snr_db", "rt60", "drr_db", "gain_db")
+
+
+def _write(out, times, units, labels, speakers, keys, meta_info, generation: dict, per_sample: list[dict],
+           times_dtype) -> int:
+    """write_shd to a temporary file next to ``out``, add the provenance, then rename: atomic."""
+    import h5py
+
+    from neuroadapt.data.shd import write_shd
+
+    out = os.fspath(out)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(out) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_shd(tmp, times, units, labels, speakers=speakers, keys=keys, meta_info=meta_info,
+                  times_dtype=times_dtype)
+        with h5py.File(tmp, "a") as f:
+            f.attrs["generation"] = json.dumps(generation, sort_keys=True)
+            grp = f.create_group("extra/augment")
+            for name in _AUG_FIELDS:
+                col = np.array([np.nan if s.get(name) is None else s[name] for s in per_sample], dtype=np.float32)
+                grp.create_dataset(name, data=col)
+            kinds = np.array([s.get("noise") or "" for s in per_sample], dtype=object)
+            grp.create_dataset("noise", data=kinds, dtype=h5py.string_dtype())
+        os.replace(tmp, out)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise DataError(f"cannot write {out} ({type(exc).__name__}: {exc})") from None
+        raise
+    return os.path.getsize(out)
+
+
+# ----------------------------------------------------------------------------- make_shd
+def make_shd(out, *, wav_dir=None, labels_csv=None, espeak: bool = False, n_speakers: int = 8, seed: int = 0,
+             augment=None, progress: bool = True, **options) -> dict:
+    """Convert speech to spikes and write an SHD-format HDF5 file ``out`` (atomically).
+
+    Sources (exactly one):
+
+    * ``wav_dir`` and/or ``labels_csv``: the files listed in the CSV (``filename,label[,speaker]``,
+      filenames relative to ``wav_dir``; default CSV ``wav_dir/labels.csv``);
+    * ``espeak=True``: ``n_speakers`` synthetic speakers (ids ``first_speaker ..``), each saying
+      the 20 SHD words ``repeats`` times.
+
+    ``augment``: ``None`` (default: the standard ranges for espeak, none for WAV files), ``True``,
+    ``False``, ``"default"``, ``"none"``, a dict of :class:`~neuroadapt.data.augment.Augmentation`
+    ranges, or an ``Augmentation``. ``seed`` fixes every random draw (each utterance has its own
+    generator derived from ``(seed, speaker, label, repeat)``).
+
+    ``options``: ``first_speaker`` (0), ``repeats`` (10), ``classes`` (all 20), ``roster_seed`` (0),
+    ``duration`` (window length in s; default 1.0 for espeak, each file's own length for WAVs),
+    ``sample_rate`` (16000), ``target_rms`` (0.05), ``cochlea`` (dict of
+    :class:`~neuroadapt.data.cochlea.Cochlea` fields), ``keys`` (class names), ``times_dtype``
+    ("float16").
+
+    Returns a summary dict (path, samples, speakers, spikes per sample, seconds taken, bytes).
+    Errors: :class:`DataError` for an unreadable WAV or a malformed CSV (nothing is written),
+    :class:`ReferenceUnavailableError` when espeak-ng is missing, :class:`InvalidInputError` for
+    bad options.
+    """
+    from neuroadapt.data.augment import Augmentation
+    from neuroadapt.data.cochlea import Cochlea, cochleagram
+    from neuroadapt.data.speech import KEYS, read_wav, say, speaker_roster
+
+    t_start = time.perf_counter()
+    opts = dict(options)
+    first_speaker = int(opts.pop("first_speaker", 0))
+    repeats = int(opts.pop("repeats", 10))
+    classes = [int(c) for c in opts.pop("classes", range(len(KEYS)))]
+    roster_seed = int(opts.pop("roster_seed", 0))
+    duration = opts.pop("duration", "auto")
+    sr = int(opts.pop("sample_rate", 16000))
+    target_rms = float(opts.pop("target_rms", 0.05))
+    cochlea_opts = opts.pop("cochlea", None) or {}
+    keys = opts.pop("keys", None)
+    times_dtype = opts.pop("times_dtype", "float16")
+    if opts:
+        raise InvalidInputError(f"make_shd: unknown option(s) {sorted(opts)}; known: first_speaker, repeats, "
+                                f"classes, roster_seed, duration, sample_rate, target_rms, cochlea, keys, times_dtype")
+    from_files = wav_dir is not None or labels_csv is not None
+    if from_files == bool(espeak):
+        raise InvalidInputError("make_shd: give either wav_dir/labels_csv (a folder of recordings) or espeak=True")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"make_shd: seed must be a non-negative integer, got {seed!r}")
+    if augment is None:
+        augment = "none" if from_files else "default"
+    aug = Augmentation.from_value(augment)
+    if isinstance(cochlea_opts, Cochlea):
+        cochlea = cochlea_opts
+    else:
+        try:
+            cochlea = Cochlea(**dict(cochlea_opts))
+        except TypeError as exc:
+            raise InvalidInputError(f"make_shd: bad cochlea option ({exc})") from None
+    if duration == "auto":
+        duration = None if from_files else 1.0
+    n_total = None if duration is None else int(round(float(duration) * sr))
+    if n_total is not None and n_total <= 0:
+        raise InvalidInputError(f"make_shd: duration must be > 0 s, got {duration}")
+    if not target_rms > 0:
+        raise InvalidInputError(f"make_shd: target_rms must be > 0, got {target_rms}")
+
+    # ---- pass 1: the clean utterances (and their augmentation draws)
+    jobs = []  # (label, speaker id, settings, rng, wave)
+    speakers_info = []
+    if from_files:
+        if labels_csv is None:
+            labels_csv = os.path.join(os.fspath(wav_dir), "labels.csv")
+        rows = read_labels_csv(labels_csv, wav_dir, keys=keys)
+        bar = _progress(len(rows), "reading WAV files", progress)
+        for i, (path, label, spk) in enumerate(rows):
+            wave, _ = read_wav(path, sr=sr)
+            rng = np.random.default_rng([seed, 1, i])
+            settings = aug.draw(rng)
+            if settings["speed"] != 1.0 or settings["pitch"] != 0.0:
+                # recordings: speed perturbation by resampling (changes pitch too); no pitch shift
+                from neuroadapt.data.cochlea import resample
+
+                wave = resample(wave, int(round(sr * settings["speed"])), sr)
+                settings["pitch"] = 0.0
+            jobs.append((label, spk, settings, rng, wave))
+            if bar:
+                bar.update(1)
+        if bar:
+            bar.close()
+        if keys is None:
+            n_cls = max(j[0] for j in jobs) + 1
+            keys = list(KEYS[:n_cls]) if n_cls <= len(KEYS) else [str(k) for k in range(n_cls)]
+        source = {"wav_dir": None if wav_dir is None else os.fspath(wav_dir), "labels_csv": os.fspath(labels_csv)}
+    else:
+        if isinstance(n_speakers, bool) or not isinstance(n_speakers, (int, np.integer)) or n_speakers < 1:
+            raise InvalidInputError(f"make_shd: n_speakers must be a positive integer, got {n_speakers!r}")
+        if repeats < 1:
+            raise InvalidInputError(f"make_shd: repeats must be >= 1, got {repeats}")
+        bad = [c for c in classes if not 0 <= c < len(KEYS)]
+        if bad or not classes:
+            raise InvalidInputError(f"make_shd: classes must be indices 0..{len(KEYS) - 1}, got {classes}")
+        roster = speaker_roster(range(first_speaker, first_speaker + int(n_speakers)), roster_seed)
+        speakers_info = [s.to_dict() for s in roster]
+        keys = list(KEYS) if keys is None else list(keys)
+        bar = _progress(len(roster) * len(classes) * repeats, "espeak-ng", progress)
+        for spk in roster:
+            for label in classes:
+                for rep in range(repeats):
+                    rng = np.random.default_rng([seed, 2, spk.id, label, rep])
+                    settings = aug.draw(rng)
+                    wave = say(spk, label, speed_factor=settings["speed"], pitch_offset=settings["pitch"], sr=sr)
+                    jobs.append((label, spk.id, settings, rng, wave.astype(np.float32)))
+                    if bar:
+                        bar.update(1)
+        if bar:
+            bar.close()
+        source = {"espeak": True, "first_speaker": first_speaker, "n_speakers": int(n_speakers),
+                  "repeats": repeats, "classes": classes, "roster_seed": roster_seed}
+
+    # ---- pass 2: augmentation and cochlea
+    babble = [j[4] for j in jobs]
+    times, units, labels, speakers, per_sample = [], [], [], [], []
+    bar = _progress(len(jobs), "cochlea", progress)
+    for label, spk, settings, rng, wave in jobs:
+        y = _utterance(np.asarray(wave, dtype=np.float64), sr, n_total, settings, rng, babble, target_rms)
+        t, u = cochleagram(y, sr, cochlea=cochlea, rng=rng)
+        times.append(t)
+        units.append(u.astype(np.uint16))
+        labels.append(label)
+        speakers.append(spk)
+        per_sample.append(settings)
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+
+    labels = np.asarray(labels, dtype=np.int64)
+    speakers = np.asarray(speakers, dtype=np.int64)
+    meta_info = None
+    if speakers_info:
+        n_ids = int(speakers.max()) + 1
+        gender = [""] * n_ids
+        for s in speakers_info:
+            gender[s["id"]] = s["gender"]
+        meta_info = {"gender": gender}
+    elapsed = time.perf_counter() - t_start
+    generation = {
+        "generator": "neuroadapt.data.spoken_digits.make_shd",
+        "format_version": FORMAT_VERSION,
+        "seed": int(seed),
+        "source": source,
+        "speakers": speakers_info,
+        "augment": aug.to_dict(),
+        "cochlea": cochlea.to_dict(),
+        "duration_s": None if n_total is None else n_total / sr,
+        "sample_rate": sr,
+        "target_rms": target_rms,
+        "times_dtype": str(np.dtype(times_dtype)),
+        "keys": list(keys),
+    }
+    try:
+        from importlib.metadata import version
+
+        generation["neuroadapt_version"] = version("neuroadapt")
+    except Exception:  # pragma: no cover - not installed
+        pass
+    size = _write(out, times, units, labels, speakers, keys, meta_info, generation, per_sample, times_dtype)
+    n_spikes = np.array([len(t) for t in times])
+    return {
+        "path": os.fspath(out),
+        "n_samples": int(len(labels)),
+        "n_classes": int(len(keys)),
+        "n_speakers": int(len(np.unique(speakers))),
+        "speakers": sorted(int(s) for s in np.unique(speakers)),
+        "spikes_total": int(n_spikes.sum()),
+        "spikes_per_sample": float(n_spikes.mean()) if len(n_spikes) else 0.0,
+        "seconds": round(time.perf_counter() - t_start, 2),
+        "generation_seconds": round(elapsed, 2),
+        "bytes": int(size),
+        "seed": int(seed),
+    }
+
+
+def _compress_file(src, dst) -> int:
+    """xz-compress ``src`` into ``dst`` (atomic). HDF5 variable-length data is stored uncompressed
+    inside the file; xz shrinks these spike files to about a third (gzip: ~0.43)."""
+    import lzma
+
+    dst = os.fspath(dst)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), suffix=".tmp")
+    os.close(fd)
+    try:
+        with open(src, "rb") as fin, lzma.open(tmp, "wb", preset=9 | lzma.PRESET_EXTREME) as fout:
+            shutil.copyfileobj(fin, fout)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return os.path.getsize(dst)
+
+
+def make_spoken_digits(out_dir, *, config: dict | None = None, compress: bool = True, progress: bool = True) -> dict:
+    """Generate the speaker-disjoint train/test pair (``SHIPPED_CONFIG`` unless ``config``) into
+    ``out_dir`` as ``shd_train.h5`` / ``shd_test.h5`` (with ``compress``: ``.h5.xz`` instead).
+    Returns ``{"train": summary, "test": summary}``."""
+    cfg = json.loads(json.dumps(SHIPPED_CONFIG if config is None else config))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {}
+    for split in ("train", "test"):
+        part = cfg[split]
+        path = out_dir / f"shd_{split}.h5"
+        summary = make_shd(path, espeak=True, n_speakers=part["n_speakers"], seed=part["seed"],
+                           augment=cfg.get("augment") or "default", progress=progress,
+                           first_speaker=part["first_speaker"], repeats=part["repeats"],
+                           roster_seed=cfg.get("roster_seed", 0), duration=cfg.get("duration", 1.0),
+                           cochlea=cfg.get("cochlea") or {})
+        if compress:
+            summary["xz_bytes"] = _compress_file(path, str(path) + ".xz")
+            path.unlink()
+            summary["path"] = str(path) + ".xz"
+        result[split] = summary
+    return result
+
+
+# ----------------------------------------------------------------------------- the data set
+def _cache_root() -> Path:
+    env = os.environ.get("NEUROADAPT_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "neuroadapt"
+
+
+_COMPRESSED = (".xz", ".gz")
+
+
+def _decompress_cached(packed: Path, name: str) -> Path:
+    """``packed`` (``.xz`` or ``.gz``) decompressed into the cache folder, keyed by its content
+    hash; done once per file version, atomically (a concurrent reader never sees a partial file)."""
+    import lzma
+
+    data = packed.read_bytes()
+    h = hashlib.sha256(data).hexdigest()[:16]
+    opener = lzma.open if packed.suffix == ".xz" else gzip.open
+    for root in (_cache_root(), Path(tempfile.gettempdir()) / "neuroadapt-cache"):
+        target = root / "spoken_digits" / h / name
+        if target.is_file():
+            return target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+            os.close(fd)
+        except OSError:
+            continue
+        try:
+            with opener(packed, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+            os.replace(tmp, target)
+            return target
+        except (EOFError, lzma.LZMAError, gzip.BadGzipFile, ValueError) as exc:
+            raise DataError(f"{packed}: corrupted compressed file ({type(exc).__name__}: {exc}); reinstall "
+                            f"neuroadapt or regenerate it with `python -m neuroadapt.data.spoken_digits`") from None
+        except OSError:
+            continue
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise DataError(f"cannot decompress {packed}: no writable cache folder (set NEUROADAPT_CACHE to one)")
+
+
+def _find_pair(folder: Path, what: str) -> dict:
+    out = {}
+    for split in ("train", "test"):
+        plain = folder / f"shd_{split}.h5"
+        if plain.is_file():
+            out[split] = plain
+            continue
+        for ext in _COMPRESSED:
+            packed = folder / f"shd_{split}.h5{ext}"
+            if packed.is_file():
+                out[split] = _decompress_cached(packed, plain.name)
+                break
+        else:
+            raise DataError(what.format(path=plain))
+    return out
+
+
+def shipped_files() -> dict:
+    """Paths of the shipped train/test SHD files (decompressed into the cache on first use)."""
+    return _find_pair(ASSETS, "the shipped spoken-digit file {path}.xz is missing; reinstall neuroadapt or "
+                              "regenerate it with `python -m neuroadapt.data.spoken_digits " + str(ASSETS) + "`")
+
+
+def _root_files(root) -> dict:
+    root = Path(os.fspath(root))
+    if root.is_file():
+        raise DataError(f"{root}: dataset.root must be a folder holding shd_train.h5 and shd_test.h5, not a file")
+    return _find_pair(root, "{path} not found: dataset.root must be a folder with shd_train.h5 and shd_test.h5 "
+                            "(the real SHD files from zenkelab.org/datasets, or files written by make_shd; "
+                            ".h5.gz / .h5.xz also work); leave it unset to use the shipped spoken digits")
+
+
+class _Split:
+    """One split's events, pre-binned: per-sample flat indices ``bin * C + unit`` (int32)."""
+
+    def __init__(self, path, indices, dt, duration, n_bins):
+        from neuroadapt.data.events import bin_edges
+        from neuroadapt.data.shd import SHDFile
+
+        with SHDFile(path) as f:
+            self.n_channels = f.n_channels
+            self.classes = list(f.classes)
+            labels = f.labels
+            speakers = f.speakers if f.speakers is not None else np.zeros(len(f), dtype=np.int64)
+            indices = np.arange(len(f)) if indices is None else np.asarray(indices, dtype=np.int64)
+            edges = bin_edges(dt, n_bins)
+            flats, counts = [], []
+            for start in range(0, len(indices), 512):
+                chunk = indices[start : start + 512]
+                for t, u, _ in f.read_many(chunk):
+                    b = np.searchsorted(edges, t.astype(np.float64), side="right") - 1
+                    keep = (b >= 0) & (b < n_bins)
+                    flats.append((b[keep] * self.n_channels + u[keep].astype(np.int64)).astype(np.int32))
+                    counts.append(int(keep.sum()))
+        self.labels = labels[indices].astype(np.int64)
+        self.speakers = speakers[indices].astype(np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int32)
+        self.path = os.fspath(path)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def dense(self, index: np.ndarray, n_bins: int, time_shift=None, channel_shift=None) -> np.ndarray:
+        """Spike counts ``(T, B, C)`` float32 of samples ``index``; optional per-sample integer
+        shifts (in bins / channels; spikes shifted out of range are dropped)."""
+        c = self.n_channels
+        starts, ends = self.offsets[index], self.offsets[index + 1]
+        lens = ends - starts
+        total = int(lens.sum())
+        batch = len(index)
+        if total == 0:
+            return np.zeros((n_bins, batch, c), dtype=np.float32)
+        # gather the samples' flat indices without a Python loop over spikes
+        pos = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(total)
+        flat = self.flat[pos].astype(np.int64)
+        sample = np.repeat(np.arange(batch), lens)
+        b, u = np.divmod(flat, c)
+        if time_shift is not None or channel_shift is not None:
+            if time_shift is not None:
+                b = b + np.repeat(np.asarray(time_shift, dtype=np.int64), lens)
+            if channel_shift is not None:
+                u = u + np.repeat(np.asarray(channel_shift, dtype=np.int64), lens)
+            keep = (b >= 0) & (b < n_bins) & (u >= 0) & (u < c)
+            b, u, sample = b[keep], u[keep], sample[keep]
+        counts = np.bincount((b * batch + sample) * c + u, minlength=n_bins * batch * c)
+        return counts.reshape(n_bins, batch, c).astype(np.float32)
+
+
+class SpokenDigits:
+    """Spoken digits (20 classes, 700 channels) in the SHD format, as a registered data set.
+
+    ``root=None``: the set shipped with neuroadapt (espeak-ng speakers, augmented; train and test
+    speakers disjoint). ``root=FOLDER``: ``FOLDER/shd_train.h5`` and ``FOLDER/shd_test.h5``
+    (or ``.h5.gz``) -- e.g. the real SHD files, or two files written by :func:`make_shd`.
+
+    Samples are binned to ``duration / dt`` steps of ``dt`` seconds from t = 0 (spikes later are
+    dropped). ``val_speakers=N`` holds out the last ``N`` training speakers (by id) and serves
+    them as the ``"test"`` split, for choosing hyper-parameters without the test set.
+    ``batch(split, index)`` -> time-major spike counts ``(T, B, 700)`` float32 and labels ``(B,)``;
+    the data are deterministic (the generator argument is not used).
+    """
+
+    name = "spoken_digits"
+    task = "classification"
+    OPTIONS = {
+        "dt": (float, 0.02, "bin width in seconds"),
+        "duration": (float, 1.0, "window length in seconds from t = 0 (spikes after it are dropped)"),
+        "val_speakers": (int, 0, "hold out the last N training speakers as the 'test' split (0: real test set)"),
+        "max_train": ((int, type(None)), None, "use only the first N training samples (quick tests)"),
+        "max_test": ((int, type(None)), None, "use only the first N test samples (quick tests)"),
+        "channel_shift": (int, 0, "training batches only: shift each sample's channels by a random "
+                                  "integer in [-N, N] (like a formant / vocal-tract-length change)"),
+        "time_shift": (int, 0, "training batches only: shift each sample by a random number of bins "
+                               "in [-N, N]"),
+    }
+
+    def __init__(self, root=None, dt: float = 0.02, duration: float = 1.0, val_speakers: int = 0,
+                 max_train: int | None = None, max_test: int | None = None, channel_shift: int = 0,
+                 time_shift: int = 0):
+        from neuroadapt.data.events import n_bins_for
+
+        try:
+            self.n_steps = n_bins_for(dt, duration)
+        except InvalidInputError as exc:
+            raise ConfigError(f"dataset: {exc}") from None
+        for key, val in (("val_speakers", val_speakers), ("channel_shift", channel_shift), ("time_shift", time_shift)):
+            if val < 0:
+                raise ConfigError(f"dataset.{key} must be >= 0, got {val}")
+        self.channel_shift, self.time_shift = int(channel_shift), int(time_shift)
+        self.dt, self.duration, self.val_speakers = float(dt), float(duration), int(val_speakers)
+        self.root = None if root is None else os.fspath(root)
+        files = shipped_files() if root is None else _root_files(root)
+        self.files = {k: os.fspath(v) for k, v in files.items()}
+        if val_speakers:
+            from neuroadapt.data.shd import SHDFile
+
+            with SHDFile(files["train"]) as f:
+                spk = f.speakers if f.speakers is not None else np.zeros(len(f), dtype=np.int64)
+            ids = np.unique(spk)
+            if val_speakers >= len(ids):
+                raise ConfigError(f"dataset.val_speakers={val_speakers} leaves no training speaker "
+                                  f"(the training file has {len(ids)} speakers)")
+            held = ids[-val_speakers:]
+            is_val = np.isin(spk, held)
+            parts = {"train": (files["train"], np.flatnonzero(~is_val)),
+                     "test": (files["train"], np.flatnonzero(is_val))}
+        else:
+            parts = {"train": (files["train"], None), "test": (files["test"], None)}
+        self._splits = {}
+        for split, (path, idx) in parts.items():
+            limit = max_train if split == "train" else max_test
+            if limit is not None:
+                from neuroadapt.data.shd import SHDFile
+
+                if idx is None:
+                    with SHDFile(path) as f:
+                        idx = np.arange(len(f))
+                idx = idx[: max(1, int(limit))]
+            self._splits[split] = _Split(path, idx, self.dt, self.duration, self.n_steps)
+        tr, te = self._splits["train"], self._splits["test"]
+        if tr.n_channels != te.n_channels:
+            raise DataError(f"train and test files have different channel counts ({tr.n_channels} vs {te.n_channels})")
+        self.n_inputs = tr.n_channels
+        self.classes = tr.classes if len(tr.classes) >= len(te.classes) else te.classes
+        self.n_classes = len(self.classes)
+        self._y = {k: __import__("torch").from_numpy(s.labels.copy()) for k, s in self._splits.items()}
+
+    def _split(self, split: str) -> _Split:
+        if split not in self._splits:
+            raise ConfigError(f"unknown split {split!r}; use 'train' or 'test'")
+        return self._splits[split]
+
+    def num_samples(self, split: str) -> int:
+        return len(self._split(split))
+
+    def labels(self, split: str):
+        self._split(split)
+        return self._y[split]
+
+    def speakers(self, split: str) -> np.ndarray:
+        """Speaker id of every sample of ``split``."""
+        return self._split(split).speakers
+
+    def dense(self, split: str, index=None) -> np.ndarray:
+        """Spike counts ``(T, B, n_inputs)`` as NumPy (all samples when ``index`` is None)."""
+        s = self._split(split)
+        idx = np.arange(len(s)) if index is None else np.asarray(index, dtype=np.int64).reshape(-1)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(s)):
+            raise IndexError(f"sample index out of range for the {split} split ({len(s)} samples)")
+        return s.dense(idx, self.n_steps)
+
+    def batch(self, split: str, index, generator=None):
+        """Spike counts ``(T, B, n_inputs)`` float32 and labels ``(B,)`` int64 of samples ``index``.
+
+        Test batches are deterministic. Training batches get the random shifts of
+        ``channel_shift`` / ``time_shift`` (if set), drawn from ``generator``."""
+        import torch
+
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        s = self._split(split)
+        ts = cs = None
+        if split == "train" and (self.time_shift or self.channel_shift):
+            n = len(idx)
+            if self.time_shift:
+                ts = torch.randint(-self.time_shift, self.time_shift + 1, (n,), generator=generator).numpy()
+            if self.channel_shift:
+                cs = torch.randint(-self.channel_shift, self.channel_shift + 1, (n,), generator=generator).numpy()
+        arr = idx.numpy()
+        if len(arr) and (arr.min() < 0 or arr.max() >= len(s)):
+            raise IndexError(f"sample index out of range for the {split} split ({len(s)} samples)")
+        x = torch.from_numpy(s.dense(arr, self.n_steps, ts, cs))
+        return x, self._y[split][idx]
+
+    def __repr__(self) -> str:
+        src = "shipped" if self.root is None else self.root
+        return (f"SpokenDigits({src!r}, dt={self.dt}, duration={self.duration}, T={self.n_steps}, "
+                f"train={self.num_samples('train')}, test={self.num_samples('test')}, "
+                f"val_speakers={self.val_speakers})")
+
+
+def _rebin(x: np.ndarray, n_bins: int) -> np.ndarray:
+    """(T, N, C) counts -> (N, n_bins * C) features: sums over ``n_bins`` equal groups of steps."""
+    t = x.shape[0]
+    if t % n_bins:
+        raise InvalidInputError(f"linear baseline: {t} time steps do not split into {n_bins} equal bins")
+    x = x.reshape(n_bins, t // n_bins, *x.shape[1:]).sum(axis=1)  # (n_bins, N, C)
+    return np.ascontiguousarray(x.transpose(1, 0, 2).reshape(x.shape[1], -1))
+
+
+def linear_baseline(dataset: "SpokenDigits", *, n_bins=(10, 20), Cs=(1e-3, 1e-2, 1e-1), transforms=("log1p",),
+                    val_speakers: int = 4, max_iter: int = 300, verbose: bool = False) -> dict:
+    """Logistic regression on time-binned spike counts (``n_bins`` bins x channels), tuned honestly.
+
+    The hyper-parameters (number of time bins, inverse regularisation ``C``, count transform
+    ``log1p`` or raw ``counts``; features standardised) are chosen on a validation split made of the
+    last ``val_speakers`` training speakers; the chosen model is then refitted on all training
+    samples and evaluated once on the test split. Returns the test accuracy, the choice and the
+    validation grid.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    xtr, ytr = dataset.dense("train"), dataset.labels("train").numpy()
+    spk = dataset.speakers("train")
+    ids = np.unique(spk)
+    if not 0 < val_speakers < len(ids):
+        raise InvalidInputError(f"val_speakers must lie in 1..{len(ids) - 1}, got {val_speakers}")
+    is_val = np.isin(spk, ids[-val_speakers:])
+
+    def features(x, nb, tf):
+        f = _rebin(x, nb)
+        return np.log1p(f) if tf == "log1p" else f
+
+    def fit(xa, ya, c):
+        scaler = StandardScaler().fit(xa)
+        clf = LogisticRegression(C=c, max_iter=max_iter)
+        clf.fit(scaler.transform(xa), ya)
+        return scaler, clf
+
+    grid = []
+    for nb in n_bins:
+        for tf in transforms:
+            f = features(xtr, nb, tf)
+            for c in Cs:
+                scaler, clf = fit(f[~is_val], ytr[~is_val], c)
+                acc = float((clf.predict(scaler.transform(f[is_val])) == ytr[is_val]).mean())
+                grid.append({"n_bins": nb, "transform": tf, "C": c, "val_accuracy": acc})
+                if verbose:
+                    print(grid[-1], flush=True)
+    best = max(grid, key=lambda g: g["val_accuracy"])
+    f = features(xtr, best["n_bins"], best["transform"])
+    scaler, clf = fit(f, ytr, best["C"])
+    xte, yte = dataset.dense("test"), dataset.labels("test").numpy()
+    test_acc = float((clf.predict(scaler.transform(features(xte, best["n_bins"], best["transform"]))) == yte).mean())
+    return {"test_accuracy": test_acc, "choice": best, "grid": grid,
+            "train_accuracy": float((clf.predict(scaler.transform(f)) == ytr).mean())}
+
+
+def _main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m neuroadapt.data.spoken_digits",
+                                description="regenerate the shipped spoken-digit set (SHIPPED_CONFIG)")
+    p.add_argument("out_dir", help="folder for shd_train.h5.gz / shd_test.h5.gz (the package's is "
+                                   "neuroadapt/data/assets)")
+    p.add_argument("--no-compress", action="store_true", help="keep plain .h5 files")
+    args = p.parse_args(argv)
+    result = make_spoken_digits(args.out_dir, compress=not args.no_compress)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())
