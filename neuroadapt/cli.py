@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu (default), cuda or auto")
     p.set_defaults(func=_cmd_bench)
 
+    p = sub.add_parser("export", help="export a run's network to nir, loihi, spinnaker or aer (optionally verified)")
+    p.add_argument("run_dir", help="a run directory written by `neuroadapt train` / `quickstart`")
+    p.add_argument("--to", required=True, help="target format: nir, loihi, spinnaker or aer")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/export-TARGET)")
+    p.add_argument("--verify", action="store_true",
+                   help="run the exported network in the target's independent simulator and compare spikes")
+    p.add_argument("--n-verify", type=int, default=None, help="--verify: number of test samples (default all)")
+    p.add_argument("--data-root", default=None, help="data folder, for runs trained on local data")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=_cmd_export)
     p = sub.add_parser("sim", help="run a simulation script from sims/ (omit NAME to list them)")
     p.add_argument("name", nargs="?", default=None, help="simulation name, e.g. lif_twin")
     p.add_argument("--out", default=None, help="output folder (default: the script's own)")
@@ -135,6 +145,14 @@ def _cmd_bench(args) -> int:
     from neuroadapt.engine import bench
 
     return int(bench.main(args.name, as_json=args.json, quick=args.quick, device=args.device) or 0)
+
+
+def _cmd_export(args) -> int:
+    from neuroadapt.engine.exporting import export_run
+
+    export_run(args.run_dir, args.to, out=args.out, verify=args.verify, data_root=args.data_root,
+               n_verify=args.n_verify, overwrite=args.overwrite)
+    return 0
 
 
 def _cmd_sim(args) -> int:

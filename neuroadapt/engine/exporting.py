@@ -1,0 +1,91 @@
+"""``neuroadapt export RUN_DIR --to TARGET``: load a run's model and hand it to an export target.
+
+The export folder (default ``RUN_DIR/export-<target>``) is built as ``<out>.partial`` and renamed
+only when the target succeeded, so a failed export (unsupported layer, value that overflows a
+hardware format, missing toolchain) leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from neuroadapt.engine import trainer as tr
+from neuroadapt.engine.checkpoint import load_checkpoint
+from neuroadapt.engine.config import load_yaml, resolve_recipe
+from neuroadapt.engine.models import build_model
+from neuroadapt.engine.runtime import CHECKPOINT, build_dataset
+from neuroadapt.errors import CheckpointError, ConfigError
+
+__all__ = ["load_run", "export_run", "verification_inputs"]
+
+
+def load_run(run_dir, data_root=None):
+    """``(model, recipe, dataset)`` of a run directory: the checkpoint's weights in the model its
+    ``config.yaml`` describes, in eval mode on the CPU."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory not found: {run_dir}")
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml)")
+    recipe = resolve_recipe(load_yaml(run_dir / "config.yaml", "run config"), str(run_dir / "config.yaml"))
+    if data_root is not None:
+        recipe["dataset"]["root"] = os.fspath(data_root)
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    dataset = build_dataset(recipe)
+    model = build_model(recipe["model"], dataset.n_inputs, dataset.n_classes)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit the model in config.yaml: "
+                              f"{str(exc).splitlines()[0]}") from None
+    return model.eval(), recipe, dataset
+
+
+def verification_inputs(dataset, recipe: dict, n: int | None = None):
+    """Test-split inputs ``(T, B, N)`` and labels for verification (deterministic; all of the
+    test split unless ``n``)."""
+    total = dataset.num_samples("test")
+    idx = torch.arange(total if n is None else min(int(n), total))
+    return dataset.batch("test", idx, tr.generator(recipe["training"]["seed"], tr.EVAL, 0))
+
+
+def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=None, n_verify: int | None = None,
+               overwrite: bool = False, echo: bool = True) -> dict:
+    """Export a run directory's model to target ``to``; returns the target's report (also written
+    to ``<out>/metrics.json``)."""
+    from neuroadapt.export import get_target
+
+    target = get_target(to)  # unknown target: fail before loading anything
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / f"export-{to}"
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or remove it")
+    model, recipe, dataset = load_run(run_dir, data_root)
+    dt = float(recipe["dataset"].get("dt") or 1e-3)
+    inputs = labels = None
+    if verify:
+        inputs, labels = verification_inputs(dataset, recipe, n_verify)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        report = target.export_model(model, partial, dt=dt, verify=verify, inputs=inputs, labels=labels)
+        report = {"task": recipe["task"], "dataset": recipe["dataset"]["name"], "model": recipe["name"],
+                  "target": to, "dt": dt, **report}
+        with open(partial / "metrics.json", "w") as fh:
+            json.dump(report, fh, indent=2, sort_keys=True)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    report["out"] = str(out)
+    if echo:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    return report

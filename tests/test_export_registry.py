@@ -1,0 +1,97 @@
+"""The export registry and `neuroadapt export`'s run-dir handling (each target has its own tests).
+
+A stand-in target module (registered for the test) exercises the engine side: the model handed
+over, verification inputs, metrics.json, and that a failing target leaves no folder behind."""
+import json
+import sys
+import types
+
+import pytest
+import torch
+import yaml
+
+from neuroadapt import export as ex
+from neuroadapt.engine.exporting import export_run
+from neuroadapt.engine.run import train
+from neuroadapt.errors import CheckpointError, ConfigError, UnsupportedOptionError
+
+TINY = {
+    "name": "tiny",
+    "dataset": {"name": "digits", "n_steps": 6, "max_train": 32, "max_test": 12},
+    "model": {"hidden": [8]},
+    "training": {"epochs": 1, "batch_size": 16, "eval_batch_size": 12, "threads": 1, "plots": False,
+                 "progress": False},
+}
+
+
+def test_targets_listed():
+    assert ex.targets() == ["aer", "loihi", "nir", "spinnaker"]
+
+
+def test_unknown_target_named_before_anything_is_loaded(tmp_path):
+    with pytest.raises(UnsupportedOptionError, match="choose one of aer, loihi, nir, spinnaker"):
+        ex.get_target("truenorth")
+    with pytest.raises(UnsupportedOptionError, match="truenorth"):
+        export_run(tmp_path / "missing", "truenorth")
+
+
+@pytest.fixture()
+def fake_target(monkeypatch):
+    calls = []
+    mod = types.ModuleType("neuroadapt_test_fake_target")
+
+    def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None):
+        calls.append({"model": model, "dt": dt, "inputs": inputs, "labels": labels})
+        (out_dir / "net.txt").write_text("weights")
+        if getattr(mod, "fail", False):
+            raise UnsupportedOptionError("layer X cannot be exported")
+        return {"files": ["net.txt"], "spike_mismatches": 0}
+
+    mod.export_model = export_model
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setitem(ex.TARGETS, "fake", mod.__name__)
+    return mod, calls
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    recipe = tmp / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY))
+    out = tmp / "run"
+    train(recipe, out=out, echo=False)
+    return out
+
+
+def test_missing_run_dir(tmp_path, fake_target):
+    with pytest.raises(CheckpointError, match="not found"):
+        export_run(tmp_path / "missing", "fake")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.yaml"):
+        export_run(tmp_path / "empty", "fake")
+    assert not (tmp_path / "empty" / "export-fake").exists()
+
+
+def test_export_hands_the_trained_model_over(run_dir, tmp_path, fake_target):
+    mod, calls = fake_target
+    out = tmp_path / "out"
+    report = export_run(run_dir, "fake", out=out, verify=True, n_verify=5, echo=False)
+    assert report["spike_mismatches"] == 0 and report["target"] == "fake" and report["model"] == "tiny"
+    call = calls[-1]
+    assert not call["model"].training
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    for k, v in call["model"].state_dict().items():
+        assert torch.equal(v, ckpt["model"][k])
+    assert call["inputs"].shape[:2] == (6, 5) and call["labels"].shape == (5,)
+    assert json.loads((out / "metrics.json").read_text())["files"] == ["net.txt"]
+    with pytest.raises(ConfigError, match="already exists"):
+        export_run(run_dir, "fake", out=out, echo=False)
+
+
+def test_failed_export_leaves_nothing(run_dir, tmp_path, fake_target):
+    mod, _ = fake_target
+    mod.fail = True
+    out = tmp_path / "out2"
+    with pytest.raises(UnsupportedOptionError, match="layer X"):
+        export_run(run_dir, "fake", out=out, echo=False)
+    assert list(tmp_path.iterdir()) == []
