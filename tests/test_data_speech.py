@@ -197,6 +197,8 @@ def test_synthesize_one_word():
     assert np.array_equal(wave, synthesize("seven", "en+m3", speed=160, pitch=40)[0])
     with pytest.raises(DataError):
         synthesize("seven", "no-such-voice-xyz")
+    with pytest.raises(DataError, match="variant"):  # espeak-ng itself would silently use plain "en"
+        synthesize("seven", "en+no-such-variant")
     with pytest.raises(InvalidInputError):
         synthesize("seven", "en", speed=10)
 

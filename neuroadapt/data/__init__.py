@@ -58,6 +58,7 @@ SPLITS = ("train", "test")
 _REGISTRY: dict[str, str | type] = {
     "digits": "neuroadapt.data.digits:DigitsSpikes",
     "shd": "neuroadapt.data.shd_folder:SHDFolder",
+    "spoken_digits": "neuroadapt.data.spoken_digits:SpokenDigits",
 }
 
 

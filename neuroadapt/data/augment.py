@@ -21,7 +21,7 @@ off (a clean, onset-aligned set).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import signal
@@ -174,16 +174,16 @@ class Augmentation:
     * ``gain_db``: level around the target RMS.
     """
 
-    onset: tuple = (0.0, 0.3)
-    speed: tuple = (0.8, 1.25)
+    onset: tuple = (0.0, 1.0)
+    speed: tuple = (0.7, 1.45)
     pitch: tuple = (-10.0, 10.0)
-    noise_prob: float = 1.0
-    snr_db: tuple = (0.0, 20.0)
+    noise_prob: float = 0.7
+    snr_db: tuple = (12.0, 30.0)
     noise_kinds: tuple = NOISE_KINDS
-    reverb_prob: float = 0.5
-    rt60: tuple = (0.1, 0.6)
-    drr_db: tuple = (-3.0, 6.0)
-    gain_db: tuple = (-10.0, 10.0)
+    reverb_prob: float = 0.2
+    rt60: tuple = (0.1, 0.3)
+    drr_db: tuple = (3.0, 10.0)
+    gain_db: tuple = (-6.0, 6.0)
     babble_talkers: tuple = (3, 8)
 
     def __post_init__(self):

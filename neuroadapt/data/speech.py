@@ -37,6 +37,7 @@ __all__ = [
     "Speaker",
     "speaker_roster",
     "espeak_path",
+    "check_voice",
     "synthesize",
     "say",
     "read_wav",
@@ -126,19 +127,37 @@ def espeak_path() -> str:
     return path
 
 
-@functools.lru_cache(maxsize=1)
-def _known_voices(exe: str) -> frozenset:
-    """Language codes, voice names and voice files espeak-ng knows (``espeak-ng --voices``)."""
-    try:
-        out = subprocess.run([exe, "--voices"], capture_output=True, timeout=30).stdout.decode("utf-8", "replace")
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ReferenceUnavailableError(f"cannot run {exe} ({exc}); {_INSTALL_HINT}") from None
-    names = set()
-    for line in out.splitlines()[1:]:
-        cols = line.split()
-        if len(cols) >= 5:
-            names.update({cols[1].lower(), cols[3].lower(), cols[4].lower(), cols[4].rsplit("/", 1)[-1].lower()})
-    return frozenset(names)
+@functools.lru_cache(maxsize=4)
+def _known_voices(exe: str) -> tuple[frozenset, frozenset]:
+    """(voices, variants) espeak-ng knows, lower-cased: language codes, voice names and file names
+    from ``espeak-ng --voices`` and ``--voices=variant``."""
+    def table(arg):
+        try:
+            res = subprocess.run([exe, arg], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ReferenceUnavailableError(f"cannot run {exe} ({exc}); {_INSTALL_HINT}") from None
+        names = set()
+        for line in res.stdout.decode("utf-8", "replace").splitlines()[1:]:
+            cols = line.split()
+            if len(cols) >= 5:
+                # Pty Language Age/Gender VoiceName File [Other languages]
+                names.update({cols[1].lower(), cols[3].lower(), cols[4].lower(), cols[4].split("/")[-1].lower()})
+        return frozenset(names)
+
+    return table("--voices"), table("--voices=variant")
+
+
+def check_voice(voice: str) -> None:
+    """:class:`DataError` unless espeak-ng knows ``voice`` (``lang`` or ``lang+variant``).
+
+    espeak-ng itself falls back silently to the plain language voice for an unknown variant, so
+    a typo would otherwise go unnoticed."""
+    voices, variants = _known_voices(espeak_path())
+    lang, _, variant = voice.partition("+")
+    if lang.lower() not in voices:
+        raise DataError(f"espeak-ng has no voice {lang!r}; list them with `espeak-ng --voices`")
+    if variant and variant.lower() not in variants and f"!v/{variant.lower()}" not in variants:
+        raise DataError(f"espeak-ng has no voice variant {variant!r}; list them with `espeak-ng --voices=variant`")
 
 
 def synthesize(word: str, voice: str = "en", speed: float = 175, pitch: float = 50, *,
@@ -161,9 +180,7 @@ def synthesize(word: str, voice: str = "en", speed: float = 175, pitch: float = 
     if not 0 <= pitch <= 99:
         raise InvalidInputError(f"synthesize: pitch must lie in 0..99, got {pitch}")
     exe = espeak_path()
-    if voice.split("+", 1)[0].lower() not in _known_voices(exe):  # espeak-ng silently falls back
-        raise DataError(f"espeak-ng has no voice {voice.split('+', 1)[0]!r} (from {voice!r}); "
-                        f"list voices with `espeak-ng --voices`")
+    check_voice(voice)  # espeak-ng silently falls back to another voice for unknown names
     fd, tmp = tempfile.mkstemp(prefix="neuroadapt-espeak-", suffix=".wav")
     os.close(fd)
     try:
