@@ -1,0 +1,332 @@
+"""NIR export/import: parameter conventions, exact spikes through our importer and through Norse's
+own ``from_nir`` (an implementation we did not write), Norse-written graphs, files and errors."""
+import logging
+import os
+import warnings
+
+import h5py
+import nir
+import numpy as np
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+from neuroadapt.engine.models import SpikingClassifier
+from neuroadapt.errors import DataError, InvalidInputError, ShapeError, UnsupportedOptionError
+from neuroadapt.export.nir import (export_model, from_nir, read_nir, run_norse, to_continuous, to_discrete, to_nir,
+                                   write_nir)
+from neuroadapt.export.nir.verify import verify_graph
+
+DT = 1e-3
+warnings.filterwarnings("ignore", message=".*nirtorch.load.*")
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    torch.set_num_threads(1)
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def spikes_in(T=40, B=6, n=16, p=0.3, seed=0, shape=None):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, B, *(shape or (n,)), generator=g) < p).float()
+
+
+# ----------------------------------------------------------------------------- conventions
+def test_to_continuous_matches_the_snntorch_convention():
+    beta, alpha = np.array([0.0, 0.5, 0.9, 0.99]), np.array([0.1, 0.5, 0.8, 0.95])
+    p = to_continuous(DT, beta, alpha=alpha)
+    np.testing.assert_allclose(p["tau_mem"], DT / (1 - beta))
+    np.testing.assert_allclose(p["r"], p["tau_mem"] / DT)           # R = tau/dt: unit input gain
+    np.testing.assert_allclose(p["tau_syn"], DT / (1 - alpha))
+    np.testing.assert_allclose(p["w_in"], p["tau_syn"] / DT)
+    np.testing.assert_array_equal(p["v_leak"], 0)
+
+
+def test_round_trip_discrete_continuous_discrete():
+    rng = np.random.default_rng(0)
+    d = dict(beta=rng.uniform(0, 0.999, 50), gain=rng.uniform(-2, 2, 50), offset=rng.uniform(-1, 1, 50),
+             alpha=rng.uniform(0, 0.999, 50), syn_gain=rng.uniform(0.1, 3, 50))
+    c = to_continuous(DT, **d)
+    back = to_discrete(DT, c["tau_mem"], c["r"], c["v_leak"], tau_syn=c["tau_syn"], w_in=c["w_in"])
+    for k, v in d.items():
+        np.testing.assert_allclose(back[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_round_trip_continuous_discrete_continuous():
+    rng = np.random.default_rng(1)
+    c = dict(tau_mem=rng.uniform(DT, 0.1, 50), r=rng.uniform(0.1, 50, 50), v_leak=rng.uniform(-1, 1, 50),
+             tau_syn=rng.uniform(DT, 0.05, 50), w_in=rng.uniform(0.5, 5, 50))
+    d = to_discrete(DT, **c)
+    back = to_continuous(DT, d["beta"], gain=d["gain"], offset=d["offset"], alpha=d["alpha"], syn_gain=d["syn_gain"])
+    for k, v in c.items():
+        np.testing.assert_allclose(back[k], v, rtol=1e-9, err_msg=k)
+
+
+def test_integrators_and_bad_parameters():
+    p = to_continuous(DT, 1.0, gain=1.0)
+    assert np.isinf(p["tau_mem"]) and p["r"] == pytest.approx(1 / DT)
+    assert to_discrete(DT, None, r=1 / DT)["gain"] == pytest.approx(1.0)
+    with pytest.raises(InvalidInputError, match="shorter than dt"):
+        to_discrete(DT, tau_mem=1e-5)
+    with pytest.raises(InvalidInputError, match="beta must lie"):
+        to_continuous(DT, 1.5)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        to_continuous(DT, np.array([0.5, np.nan]))
+    with pytest.raises(InvalidInputError, match="dt"):
+        to_continuous(0.0, 0.5)
+
+
+# ----------------------------------------------------------------------------- neuroadapt -> NIR -> neuroadapt
+CLASSIFIERS = {
+    "leaky-zero": dict(neuron="leaky", reset="zero"),
+    "leaky-subtract-recurrent": dict(neuron="leaky", reset="subtract", recurrent=True),
+    "leaky-none": dict(neuron="leaky", reset="none"),
+    "synaptic-subtract": dict(neuron="synaptic", reset="subtract"),
+    "synaptic-none-recurrent": dict(neuron="synaptic", reset="none", recurrent=True),
+}
+
+
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_classifier_round_trip_is_exact(name):
+    torch.manual_seed(0)
+    model = SpikingClassifier(16, 5, hidden=(24, 12), threshold=0.5, beta=0.85, alpha=0.7, **CLASSIFIERS[name]).eval()
+    graph, info = to_nir(model, DT, return_info=True)
+    x = spikes_in()
+    rep = verify_graph(model, graph, info, x, DT)
+    ours = rep["importer"]
+    assert ours["spikes_source"] > 50  # the layers do spike: the comparison means something
+    assert ours["spike_mismatches"] == 0, ours
+    assert ours["max_abs_diff_output"] < 1e-5
+    types = {type(n).__name__ for n in graph.nodes.values()}
+    assert ("LIF" in types) == (name == "leaky-zero") and ("Threshold" in types) == (name != "leaky-zero")
+    assert rep["norse"]["status"] == ("partial" if name == "leaky-zero" else "not importable")
+
+
+def test_recurrent_layer_is_a_cycle_and_subtract_is_explicit():
+    torch.manual_seed(0)
+    model = SpikingClassifier(8, 3, hidden=(6,), recurrent=True, reset="subtract").eval()
+    g = to_nir(model, DT)
+    assert ("layers_0_lif_spk", "layers_0_lif_rec") in g.edges and ("layers_0_lif_rec", "layers_0_lif_mem") in g.edges
+    assert ("layers_0_lif_reset", "layers_0_lif_mem") in g.edges
+    np.testing.assert_allclose(np.diag(g.nodes["layers_0_lif_reset"].weight), -1.0)
+    np.testing.assert_allclose(g.nodes["layers_0_lif_rec"].weight, model.layers[0].neuron.recurrent.weight.detach())
+    assert g.metadata["dt"] == DT
+
+
+# ----------------------------------------------------------------------------- NIR -> Norse
+def _seq(*mods):
+    return nn.Sequential(*mods).eval()
+
+
+NORSE_CASES = {
+    "LIF": lambda: _seq(nn.Linear(16, 30), snn.Leaky(0.85, threshold=0.7, reset_mechanism="zero", init_hidden=True),
+                        nn.Linear(30, 10), snn.Leaky(0.9, threshold=0.5, reset_mechanism="zero", init_hidden=True)),
+    "CubaLIF": lambda: _seq(nn.Linear(16, 30), snn.Synaptic(0.7, 0.85, reset_mechanism="zero", reset_delay=False,
+                                                             init_hidden=True),
+                            nn.Linear(30, 10), snn.Synaptic(0.6, 0.9, threshold=0.5, reset_mechanism="zero",
+                                                             reset_delay=False, init_hidden=True)),
+    "recurrent LIF": lambda: _seq(nn.Linear(16, 30), snn.RLeaky(0.85, linear_features=30, reset_mechanism="zero",
+                                                                 reset_delay=False, init_hidden=True),
+                                  nn.Linear(30, 10), snn.Leaky(0.9, threshold=0.5, reset_mechanism="zero", init_hidden=True)),
+    "IF": lambda: _seq(nn.Linear(16, 20), snn.Leaky(1.0, threshold=2.0, reset_mechanism="zero", init_hidden=True)),
+    "conv": lambda: _seq(nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(0.9, threshold=0.5, reset_mechanism="zero", init_hidden=True),
+                         nn.Conv2d(4, 4, 3, stride=2), snn.Leaky(0.8, threshold=0.5, reset_mechanism="zero", init_hidden=True)),
+}
+
+
+@pytest.mark.parametrize("name", list(NORSE_CASES))
+def test_neuroadapt_to_nir_to_norse_gives_identical_spikes(name):
+    torch.manual_seed(1)
+    model = NORSE_CASES[name]()
+    shape = (2, 10, 10) if name == "conv" else (16,)
+    x = spikes_in(T=40, B=4, shape=shape, p=0.4)
+    graph, info = to_nir(model, DT, input_shape=shape, return_info=True)
+    rep = verify_graph(model, graph, info, x, DT)
+    assert rep["norse"]["status"] == "ok", rep["norse"]
+    for key in ("importer", "norse"):
+        r = rep[key] if key == "importer" else rep["norse"]
+        assert r["spike_mismatches"] == 0, (key, r)
+        assert all(layer["spikes_source"] > 0 for layer in r["layers"].values()), r
+    assert rep["spike_mismatches"] == 0
+    if name == "recurrent LIF":
+        assert ("1", "1_rec") in graph.edges and ("1_rec", "1") in graph.edges  # the cycle
+
+
+def test_norse_gets_lif_weights_with_unit_r_and_we_read_both_forms():
+    torch.manual_seed(0)
+    model = NORSE_CASES["LIF"]()
+    folded, unfolded = to_nir(model, DT), to_nir(model, DT, fold_r=False)
+    np.testing.assert_array_equal(folded.nodes["1"].r, 1.0)  # Norse ignores R on LIF
+    np.testing.assert_allclose(unfolded.nodes["1"].r, 1 / (1 - 0.85), rtol=1e-6)  # snnTorch's form: R = tau/dt
+    x = spikes_in()
+    a, b = from_nir(folded, DT)(x), from_nir(unfolded, DT)(x)
+    assert torch.equal(a, b) and a.sum() > 0
+
+
+def test_classifier_hidden_layers_match_norse_where_norse_can_import():
+    torch.manual_seed(0)
+    model = SpikingClassifier(16, 5, hidden=(24, 12), threshold=0.5, reset="zero").eval()
+    graph, info = to_nir(model, DT, return_info=True)
+    rep = verify_graph(model, graph, info, spikes_in(), DT)
+    assert rep["norse"]["status"] == "partial" and "LI" in rep["norse"]["reason"]
+    assert rep["norse"]["compared_layers"] == ["layers_0_lif", "layers_1_lif"]
+    assert rep["norse"]["spike_mismatches"] == 0 and rep["norse"]["spikes_source"] > 50
+
+
+def test_subtract_reset_graph_is_reported_as_not_norse_importable():
+    model = SpikingClassifier(8, 3, hidden=(6,), reset="subtract").eval()
+    graph, info = to_nir(model, DT, return_info=True)
+    rep = verify_graph(model, graph, info, spikes_in(n=8), DT)
+    assert rep["norse"]["status"] == "not importable"
+    assert "LI" in rep["norse"]["reason"] and "Threshold" in rep["norse"]["reason"]
+    with pytest.raises(UnsupportedOptionError, match="Threshold"):
+        run_norse(graph, spikes_in(n=8), DT)
+
+
+# ----------------------------------------------------------------------------- Norse -> NIR -> neuroadapt
+def test_graph_exported_by_norse_matches_norses_own_run():
+    import norse.torch as nt
+
+    torch.manual_seed(2)
+    layers = [nn.Linear(16, 30), nt.LIFBoxCell(nt.LIFBoxParameters(tau_mem_inv=torch.tensor(50.0),
+                                                                   v_th=torch.tensor(0.5))),
+              nn.Linear(30, 10), nt.LIFBoxCell(nt.LIFBoxParameters(v_th=torch.tensor(0.3))),
+              nn.Linear(10, 4), nt.LIBoxCell()]
+    with torch.no_grad():  # strong enough weights that both layers spike through the dt/tau input scaling
+        layers[0].weight.mul_(20)
+        layers[2].weight.mul_(20)
+    net = nt.SequentialState(*layers)
+    x = spikes_in(T=60, B=5, p=0.4) * 3
+    # Norse's own run, layer by layer
+    states, rec = [None] * 6, {str(i): [] for i in range(6)}
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            h = x[t]
+            for i, layer in enumerate(layers):
+                if i % 2:
+                    h, states[i] = layer(h, states[i])
+                else:
+                    h = layer(h)
+                rec[str(i)].append(h)
+    ref = {k: torch.stack(v) for k, v in rec.items()}
+    # Norse 1.1's to_nir writes tau = dt / tau_mem_inv; dt=1.0 gives tau in seconds
+    graph = nt.to_nir(net, torch.zeros(1, 16), dt=1.0)
+    assert {type(n).__name__ for n in graph.nodes.values()} >= {"LIF", "LI", "Affine"}
+    out, ours = from_nir(graph, DT)(x, record=True)
+    for k in ("1", "3"):
+        assert ref[k].sum() > 0
+        assert torch.equal(ours[k], ref[k]), k
+    assert (out - ref["5"]).abs().max() < 1e-5
+    # with Norse's default dt the time constants are 1000x too short: refused, not silently wrong
+    with pytest.raises(InvalidInputError, match="to_nir"):
+        from_nir(nt.to_nir(net, torch.zeros(1, 16)), DT)
+
+
+def test_nested_graph_as_snntorch_writes_recurrent_layers():
+    w_rec = np.array([[0.0, 0.8], [0.8, 0.0]])
+    lif = nir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2), v_threshold=np.ones(2),
+                  v_reset=np.zeros(2))
+    sub = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "lif": lif, "w_rec": nir.Linear(w_rec),
+                              "output": nir.Output(np.array([2]))},
+                       edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "fc": nir.Linear(np.ones((2, 3)) * 0.4),
+                            "lif1": sub, "output": nir.Output(np.array([2]))},
+                     edges=[("input", "fc"), ("fc", "lif1"), ("lif1", "output")])
+    x = spikes_in(T=30, B=2, n=3, p=0.5)
+    out = from_nir(g, DT)(x)
+    # the same network by hand: v = 0.9 v + 10 * 0.1 * (fc x + W s_prev), reset to 0
+    v, s, ref = torch.zeros(2, 2), torch.zeros(2, 2), []
+    for t in range(30):
+        v = 0.9 * v + (x[t] @ torch.full((3, 2), 0.4) + s @ torch.tensor(w_rec, dtype=torch.float32).T)
+        s = (v > 1).float()
+        v = torch.where(s > 0, torch.zeros_like(v), v)
+        ref.append(s)
+    ref = torch.stack(ref)
+    assert ref.sum() > 0 and torch.equal(out, ref)
+
+
+# ----------------------------------------------------------------------------- files
+def test_file_round_trip_writes_v_reset_and_dt(tmp_path):
+    torch.manual_seed(0)
+    model = SpikingClassifier(10, 3, hidden=(8,), reset="zero").eval()
+    path = tmp_path / "m.nir"
+    write_nir(model, path, DT)
+    with h5py.File(path) as f:
+        assert "v_reset" in f["node/nodes/layers_0_lif"]
+        assert f["node/nodes/layers_0_lif/type"][()] in (b"LIF", "LIF")
+    g = read_nir(path)
+    x = spikes_in(n=10)
+    assert torch.equal(from_nir(path)(x), from_nir(to_nir(model, DT), DT)(x))  # dt from the file's metadata
+    assert g.metadata["dt"] == pytest.approx(DT)
+
+
+def test_malformed_files_raise_data_error(tmp_path):
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"not hdf5 at all")
+    with pytest.raises(DataError, match="not a valid NIR file"):
+        from_nir(bad, DT)
+    empty = tmp_path / "empty.nir"
+    with h5py.File(empty, "w") as f:
+        f["version"] = "1.0.8"
+    with pytest.raises(DataError):
+        read_nir(empty)
+    with pytest.raises(DataError, match="not found"):
+        read_nir(tmp_path / "missing.nir")
+
+
+def test_no_partial_file_on_failure(tmp_path, monkeypatch):
+    model = SpikingClassifier(10, 3, hidden=(8,)).eval()
+    path = tmp_path / "m.nir"
+
+    def broken_write(fname, graph, **kw):
+        with open(fname, "wb") as fh:
+            fh.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nir, "write", broken_write)
+    with pytest.raises(OSError):
+        write_nir(model, path, DT)
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(UnsupportedOptionError):
+        write_nir(nn.Sequential(nn.Linear(10, 4), nn.ReLU()), path, DT)
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- errors
+def test_unsupported_layers_are_named():
+    with pytest.raises(UnsupportedOptionError, match=r"'1' \(ReLU\)"):
+        to_nir(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), DT)
+    with pytest.raises(UnsupportedOptionError, match="reset_delay"):
+        to_nir(_seq(nn.Linear(4, 4), snn.Synaptic(0.5, 0.5, reset_mechanism="zero", init_hidden=True)), DT)
+    with pytest.raises(UnsupportedOptionError, match="reset_delay"):
+        to_nir(SpikingClassifier(4, 2, hidden=(3,), recurrent=True, reset="zero"), DT)
+    with pytest.raises(ShapeError, match="input_shape"):
+        to_nir(_seq(nn.Conv2d(1, 2, 3)), DT)
+
+
+def test_importer_errors():
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "d": nir.Delay(np.ones(2)),
+                            "output": nir.Output(np.array([2]))},
+                     edges=[("input", "d"), ("d", "output")])
+    with pytest.raises(UnsupportedOptionError, match="'d' has type Delay"):
+        from_nir(g, DT)
+    m = from_nir(to_nir(SpikingClassifier(4, 2, hidden=(3,)), DT))
+    with pytest.raises(ShapeError, match=r"\(T, B, 4\)"):
+        m(torch.zeros(5, 2, 7))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        m(torch.full((5, 2, 4), float("nan")))
+    with pytest.raises(UnsupportedOptionError, match="dt"):
+        from_nir(nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={}))
+
+
+def test_export_model_writes_and_verifies(tmp_path):
+    torch.manual_seed(0)
+    model = SpikingClassifier(16, 4, hidden=(12,), reset="zero").eval()
+    x, labels = spikes_in(), torch.arange(6) % 4
+    rep = export_model(model, tmp_path, dt=DT, verify=True, inputs=x, labels=labels)
+    assert (tmp_path / "model.nir").is_file() and rep["files"] == ["model.nir"]
+    assert rep["spike_mismatches"] == 0 and rep["importer"]["max_abs_diff_output"] < 1e-5
+    assert rep["accuracy_source"] == rep["accuracy_nir"]
+    assert rep["node_types"]["LIF"] == 1 and rep["cycles"] is False
