@@ -330,3 +330,27 @@ def test_export_model_writes_and_verifies(tmp_path):
     assert rep["spike_mismatches"] == 0 and rep["importer"]["max_abs_diff_output"] < 1e-5
     assert rep["accuracy_source"] == rep["accuracy_nir"]
     assert rep["node_types"]["LIF"] == 1 and rep["cycles"] is False
+
+
+def test_cli_export_nir_end_to_end(tmp_path):
+    import json
+
+    import yaml
+
+    from neuroadapt.cli import main
+    from neuroadapt.engine.run import train
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "tiny", "dataset": {"name": "digits", "n_steps": 6, "max_train": 32, "max_test": 12},
+        "model": {"hidden": [8], "recurrent": True},
+        "training": {"epochs": 1, "batch_size": 16, "eval_batch_size": 12, "threads": 1, "plots": False,
+                     "progress": False}}))
+    run = tmp_path / "run"
+    train(str(recipe), out=str(run), echo=False)
+    assert main(["export", str(run), "--to", "nir", "--verify"]) == 0
+    rep = json.loads((run / "export-nir" / "metrics.json").read_text())
+    assert rep["spike_mismatches"] == 0 and rep["importer"]["spikes_source"] > 0 and rep["cycles"] is True
+    assert rep["accuracy_source"] == rep["accuracy_nir"]
+    assert rep["norse"]["status"] == "not importable"  # subtract reset: LI + Threshold
+    assert from_nir(run / "export-nir" / "model.nir")(torch.zeros(6, 1, 64)).shape == (6, 1, 10)
