@@ -154,6 +154,26 @@ def test_neuroadapt_to_nir_to_norse_gives_identical_spikes(name):
         assert ("1", "1_rec") in graph.edges and ("1_rec", "1") in graph.edges  # the cycle
 
 
+@pytest.mark.parametrize("conv1d", [False, True])
+def test_pooling_flatten_and_conv1d_round_trip(conv1d):
+    torch.manual_seed(3)
+    if conv1d:
+        model = _seq(nn.Conv1d(3, 6, 3, padding=1, stride=1), snn.Leaky(0.9, threshold=0.5, init_hidden=True),
+                     nn.Flatten(), nn.Linear(6 * 12, 5), snn.Synaptic(0.5, 0.8, threshold=0.4, init_hidden=True))
+        shape = (3, 12)
+    else:
+        model = _seq(nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(0.9, threshold=0.5, reset_mechanism="zero", init_hidden=True),
+                     nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4 * 25, 6),
+                     snn.Leaky(0.8, threshold=0.3, reset_mechanism="zero", init_hidden=True))
+        shape = (2, 10, 10)
+    graph, info = to_nir(model, DT, input_shape=shape, return_info=True)
+    flat = next(n for n in graph.nodes.values() if isinstance(n, nir.Flatten))
+    assert flat.start_dim == 0  # NIR dims exclude the batch (torch's start_dim=1)
+    rep = verify_graph(model, graph, info, spikes_in(T=30, B=3, shape=shape, p=0.4), DT)
+    assert rep["importer"]["spike_mismatches"] == 0
+    assert all(v["spikes_source"] > 0 for v in rep["importer"]["layers"].values())
+
+
 def test_norse_gets_lif_weights_with_unit_r_and_we_read_both_forms():
     torch.manual_seed(0)
     model = NORSE_CASES["LIF"]()

@@ -154,11 +154,15 @@ class _Builder:
         if len(shape) != (3 if two else 2):
             raise ShapeError(f"NIR export: {path} ({type(module).__name__}) receives shape {shape}")
         bias = _np(module.bias) if module.bias is not None else np.zeros(module.out_channels)
-        pad = module.padding if isinstance(module.padding, str) else np.array(module.padding, dtype=np.int64)
-        cls = nir.Conv2d if two else nir.Conv1d
-        node = cls(input_shape=np.array(shape[1:], dtype=np.int64), weight=_np(module.weight),
-                   stride=np.array(module.stride, dtype=np.int64), padding=pad,
-                   dilation=np.array(module.dilation, dtype=np.int64), groups=module.groups, bias=bias)
+        if two:
+            pad = module.padding if isinstance(module.padding, str) else np.array(module.padding, dtype=np.int64)
+            node = nir.Conv2d(input_shape=np.array(shape[1:], dtype=np.int64), weight=_np(module.weight),
+                              stride=np.array(module.stride, dtype=np.int64), padding=pad,
+                              dilation=np.array(module.dilation, dtype=np.int64), groups=module.groups, bias=bias)
+        else:  # nir.Conv1d takes plain ints
+            pad = module.padding if isinstance(module.padding, str) else int(module.padding[0])
+            node = nir.Conv1d(input_shape=int(shape[1]), weight=_np(module.weight), stride=int(module.stride[0]),
+                              padding=pad, dilation=int(module.dilation[0]), groups=module.groups, bias=bias)
         return self.add(path or "conv", node, src), self._out_shape(module, shape)
 
     # ------------------------------------------------------------------ neurons

@@ -65,7 +65,17 @@ def flatten_graph(graph: nir.NIRGraph, prefix: str = "") -> tuple[dict, list]:
     return nodes, edges
 
 
-class _Neuron(nn.Module):
+class _Node(nn.Module):
+    """Parameters live as float64 buffers; :meth:`prepare` casts them once per run to the input's
+    dtype/device (``self.live``)."""
+
+    live: dict = {}
+
+    def prepare(self, like: torch.Tensor) -> None:
+        self.live = {k: b.to(device=like.device, dtype=like.dtype) for k, b in self.named_buffers() if b is not None}
+
+
+class _Neuron(_Node):
     """LIF / CubaLIF / IF / LI / CubaLI / I as ``v = beta v + gain i + offset`` (+ synapse)."""
 
     def __init__(self, node, name: str, dt: float):
@@ -85,23 +95,23 @@ class _Neuron(nn.Module):
             self.register_buffer("v_reset", _t(np.zeros_like(np.asarray(node.v_threshold)) if reset is None else reset))
 
     def forward(self, x, state):
-        dt = x.dtype
+        p = self.live
         if state is None:
             state = (torch.zeros_like(x), torch.zeros_like(x)) if self.cuba else (torch.zeros_like(x),)
         if self.cuba:
-            i = self.alpha.to(dt) * state[0] + self.syn_gain.to(dt) * x
+            i = p["alpha"] * state[0] + p["syn_gain"] * x
             drive, v = i, state[1]
         else:
             drive, v = x, state[0]
-        v = self.beta.to(dt) * v + self.gain.to(dt) * drive + self.offset.to(dt)
+        v = p["beta"] * v + p["gain"] * drive + p["offset"]
         out = v
         if self.spiking:
-            out = (v > self.v_threshold.to(dt)).to(dt)
-            v = torch.where(out > 0, self.v_reset.to(dt).expand_as(v), v)
+            out = (v > p["v_threshold"]).to(x.dtype)
+            v = torch.where(out > 0, p["v_reset"].expand_as(v), v)
         return out, ((i, v) if self.cuba else (v,))
 
 
-class _Stateless(nn.Module):
+class _Stateless(_Node):
     def __init__(self, fn):
         super().__init__()
         self.fn = fn
@@ -154,7 +164,7 @@ def _module(node, name: str, dt: float) -> nn.Module:
                                  f"cannot run; supported: {NODE_TYPES}")
 
 
-class _Weights(nn.Module):
+class _Weights(_Node):
     def __init__(self, w, b, fn):
         super().__init__()
         self.register_buffer("w", w)
@@ -162,7 +172,7 @@ class _Weights(nn.Module):
         self.fn = fn
 
     def forward(self, x, state):
-        return self.fn(x, self.w.to(x.dtype), None if self.b is None else self.b.to(x.dtype)), None
+        return self.fn(x, self.live["w"], self.live.get("b")), None
 
 
 def _order(nodes: dict, edges: list, inputs: list[str]) -> tuple[list[str], set]:
@@ -235,6 +245,8 @@ class NIRModule(nn.Module):
     def forward(self, x: torch.Tensor, record: bool = False):
         x = self._check_input(x)
         states = [None] * len(self.mods)
+        for mod in self.mods:
+            mod.prepare(x)
         prev: dict[str, torch.Tensor] = {}
         rec: dict[str, list] = {n: [] for n in self.names}
         for t in range(x.shape[0]):
