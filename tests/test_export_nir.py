@@ -244,6 +244,47 @@ def test_graph_exported_by_norse_matches_norses_own_run():
         from_nir(nt.to_nir(net, torch.zeros(1, 16)), DT)
 
 
+def test_norse_cubalif_graph_runs_as_norses_own_importer_runs_it():
+    """Norse's LIFCell export (CubaLIF, w_in = r = 1) does not carry LIFCell's own update (its input
+    jumps the current after the voltage step), so Norse's own re-import differs from its LIFCell run;
+    our importer must agree with Norse's importer on the graph."""
+    import norse.torch as nt
+
+    torch.manual_seed(0)
+    lin = nn.Linear(10, 8)
+    with torch.no_grad():
+        lin.weight.mul_(20)
+    net = nt.SequentialState(lin, nt.LIFCell(nt.LIFParameters(tau_mem_inv=torch.tensor(100.0),
+                                                              tau_syn_inv=torch.tensor(200.0), v_th=torch.tensor(0.3))))
+    graph = nt.to_nir(net, torch.zeros(1, 10), dt=1.0)
+    assert isinstance(graph.nodes["1"], nir.CubaLIF)
+    x = spikes_in(T=100, B=4, n=10)
+    norse_out, _ = run_norse(graph, x, DT)
+    ours = from_nir(graph, DT)(x)
+    assert norse_out.sum() > 50 and torch.equal(ours, norse_out)
+
+
+def test_snntorch_importer_reads_our_graph(capfd):
+    """snnTorch's import_from_nir (hard-coded dt = 1e-4) runs our LIF graph spike for spike when
+    the graph is written with dt = 1e-4 (only dt/tau is portable; beta is unchanged)."""
+    from snntorch.import_nir import import_from_nir
+
+    torch.manual_seed(0)
+    model = NORSE_CASES["LIF"]()
+    x = spikes_in(T=40, B=4, p=0.4)
+    graph = to_nir(model, 1e-4, fold_r=False)
+    net = import_from_nir(graph)
+    state, outs = None, []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            o, state = net(x[t], state)
+            outs.append(o)
+    theirs = torch.stack(outs)
+    ours = from_nir(graph, 1e-4)(x)
+    assert theirs.sum() > 20 and torch.equal(theirs, ours)
+    assert torch.equal(ours, from_nir(to_nir(model, DT), DT)(x))  # the same spikes at any dt
+
+
 def test_nested_graph_as_snntorch_writes_recurrent_layers():
     w_rec = np.array([[0.0, 0.8], [0.8, 0.0]])
     lif = nir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2), v_threshold=np.ones(2),
