@@ -415,3 +415,17 @@ def test_cli_export_nir_end_to_end(tmp_path):
     assert rep["accuracy_source"] == rep["accuracy_nir"]
     assert rep["norse"]["status"] == "not importable"  # subtract reset: LI + Threshold
     assert from_nir(run / "export-nir" / "model.nir")(torch.zeros(6, 1, 64)).shape == (6, 1, 10)
+
+
+def test_nir_benchmark_quick_run(capfd):
+    import json
+
+    from neuroadapt.engine import bench
+
+    rc = bench.main("nir", as_json=True, quick=True, overrides={"in_features": 40, "hidden": 32})
+    result = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and result["bench"] == "nir" and set(result["results_ms"]) == {"neuroadapt", "norse"}
+    parity = result["config"]["parity"]
+    assert set(parity) == {"LIF", "CubaLIF", "recurrent LIF", "conv LIF"}
+    assert all(p["norse_status"] == "ok" and p["spikes_source"] > 0 for p in parity.values())
+    assert result["config"]["spikes_identical"] is True
