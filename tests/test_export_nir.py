@@ -104,6 +104,20 @@ def test_classifier_round_trip_is_exact(name):
     assert rep["norse"]["status"] == ("partial" if name == "leaky-zero" else "not importable")
 
 
+def test_sequence_layers_and_one_to_one_recurrence():
+    from neuroadapt.nn import LIFLayer, LIReadout
+
+    torch.manual_seed(4)
+    seq = nn.Sequential(LIFLayer(16, 20, neuron="synaptic", threshold=0.5), LIReadout(20, 3)).eval()
+    rleaky = _seq(nn.Linear(16, 20), snn.RLeaky(0.85, V=0.3, all_to_all=False, threshold=0.5, init_hidden=True))
+    for model in (seq, rleaky):
+        graph, info = to_nir(model, DT, return_info=True)
+        rep = verify_graph(model, graph, info, spikes_in(), DT)
+        assert rep["importer"]["spike_mismatches"] == 0 and rep["importer"]["spikes_source"] > 0
+        assert rep["importer"]["max_abs_diff_output"] < 1e-5
+    np.testing.assert_allclose(np.diag(graph.nodes["1_rec"].weight), 0.3, rtol=1e-6)
+
+
 def test_recurrent_layer_is_a_cycle_and_subtract_is_explicit():
     torch.manual_seed(0)
     model = SpikingClassifier(8, 3, hidden=(6,), recurrent=True, reset="subtract").eval()
@@ -367,12 +381,33 @@ def test_unsupported_layers_are_named():
         to_nir(_seq(nn.Conv2d(1, 2, 3)), DT)
 
 
+def _delay_graph(delays):
+    return nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "d": nir.Delay(np.asarray(delays, float)),
+                               "output": nir.Output(np.array([3]))}, edges=[("input", "d"), ("d", "output")])
+
+
+def test_delay_node_shifts_by_whole_steps():
+    x = torch.arange(1.0, 7.0).view(6, 1, 1).expand(6, 2, 3).contiguous()
+    y = from_nir(_delay_graph([0.0, DT, 3 * DT]), DT)(x)
+    assert torch.equal(y[:, 1, 0], x[:, 1, 0])
+    assert torch.equal(y[:, 1, 1], torch.tensor([0.0, 1, 2, 3, 4, 5]))
+    assert torch.equal(y[:, 1, 2], torch.tensor([0.0, 0, 0, 1, 2, 3]))
+
+
 def test_importer_errors():
-    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "d": nir.Delay(np.ones(2)),
-                            "output": nir.Output(np.array([2]))},
-                     edges=[("input", "d"), ("d", "output")])
-    with pytest.raises(UnsupportedOptionError, match="'d' has type Delay"):
+    with pytest.raises(UnsupportedOptionError, match="Delay node 'd'.*whole"):
+        from_nir(_delay_graph([0.0, 0.5 * DT, DT]), DT)
+
+    class Mystery(nir.NIRNode):
+        def __init__(self):
+            self.input_type = {"input": np.array([3])}
+            self.output_type = {"output": np.array([3])}
+
+    g = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "m": Mystery(), "output": nir.Output(np.array([3]))},
+                     edges=[("input", "m"), ("m", "output")], type_check=False)
+    with pytest.raises(UnsupportedOptionError, match="'m' has type Mystery"):
         from_nir(g, DT)
+    g = _delay_graph([0.0, DT, DT])
     m = from_nir(to_nir(SpikingClassifier(4, 2, hidden=(3,)), DT))
     with pytest.raises(ShapeError, match=r"\(T, B, 4\)"):
         m(torch.zeros(5, 2, 7))

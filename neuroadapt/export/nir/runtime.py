@@ -31,7 +31,7 @@ from neuroadapt.export.nir.params import to_discrete
 __all__ = ["NIRModule", "from_nir", "flatten_graph"]
 
 NODE_TYPES = ("Input, Output, Identity, Affine, Linear, Scale, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, "
-              "Threshold, LIF, CubaLIF, LI, CubaLI, IF, I")
+              "Threshold, Delay, LIF, CubaLIF, LI, CubaLI, IF, I")
 
 
 def _t(a) -> torch.Tensor:
@@ -145,6 +145,8 @@ def _module(node, name: str, dt: float) -> nn.Module:
         return _Weights(_t(node.scale), None, lambda x, w, b: x * w)
     if isinstance(node, nir.Threshold):
         return _Weights(_t(node.threshold), None, lambda x, w, b: (x > w).to(x.dtype))
+    if isinstance(node, nir.Delay):
+        return _Delay(node, name, dt)
     if isinstance(node, (nir.Conv1d, nir.Conv2d)):
         n = 2 if isinstance(node, nir.Conv2d) else 1
         conv = F.conv2d if n == 2 else F.conv1d
@@ -162,6 +164,28 @@ def _module(node, name: str, dt: float) -> nn.Module:
                                                   end + 1 if end >= 0 else end))
     raise UnsupportedOptionError(f"NIR import: node {name!r} has type {type(node).__name__}, which neuroadapt "
                                  f"cannot run; supported: {NODE_TYPES}")
+
+
+class _Delay(_Node):
+    """``y_t = x_{t - d}`` with ``d = delay / dt`` whole steps per element (zeros before the start)."""
+
+    def __init__(self, node, name: str, dt: float):
+        super().__init__()
+        steps = np.asarray(node.delay, dtype=np.float64) / dt
+        d = np.rint(steps)
+        if (d < 0).any() or (np.abs(steps - d) > 1e-6 * np.maximum(1.0, d)).any():
+            raise UnsupportedOptionError(f"NIR import: Delay node {name!r} has delays that are not whole "
+                                         f"multiples of dt = {dt:g} s (or negative)")
+        self.register_buffer("d", torch.as_tensor(d, dtype=torch.long))
+        self.max_d = int(d.max()) if d.size else 0
+
+    def forward(self, x, state):
+        hist = [torch.zeros_like(x)] * self.max_d if state is None else state  # oldest first
+        hist = hist + [x]  # hist[-1 - k] is x_{t-k}
+        stacked = torch.stack(hist[-(self.max_d + 1):])  # (max_d + 1, B, ...)
+        idx = (self.max_d - self.d).expand_as(x).unsqueeze(0)
+        y = torch.gather(stacked, 0, idx).squeeze(0)
+        return y, hist[-self.max_d:] if self.max_d else []
 
 
 class _Weights(_Node):
