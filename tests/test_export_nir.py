@@ -144,6 +144,9 @@ NORSE_CASES = {
     "recurrent LIF": lambda: _seq(nn.Linear(16, 30), snn.RLeaky(0.85, linear_features=30, reset_mechanism="zero",
                                                                  reset_delay=False, init_hidden=True),
                                   nn.Linear(30, 10), snn.Leaky(0.9, threshold=0.5, reset_mechanism="zero", init_hidden=True)),
+    "LIF per-neuron beta and threshold": lambda: _seq(
+        nn.Linear(16, 30), snn.Leaky(torch.linspace(0.3, 0.95, 30), threshold=torch.linspace(0.3, 1.2, 30),
+                                     reset_mechanism="zero", init_hidden=True)),
     "IF": lambda: _seq(nn.Linear(16, 20), snn.Leaky(1.0, threshold=2.0, reset_mechanism="zero", init_hidden=True)),
     "conv": lambda: _seq(nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(0.9, threshold=0.5, reset_mechanism="zero", init_hidden=True),
                          nn.Conv2d(4, 4, 3, stride=2), snn.Leaky(0.8, threshold=0.5, reset_mechanism="zero", init_hidden=True)),
