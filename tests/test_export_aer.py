@@ -149,6 +149,12 @@ def test_bad_inputs_leave_nothing(tmp_path):
         write_events({"a": torch.ones(3, 2, 4)}, tmp_path, 1.5e-7)
     with pytest.raises(ShapeError):
         record_spikes(model, torch.ones(3, 4))
+    with pytest.raises(InvalidInputError, match="no spiking layer"):
+        export_model(nn.Sequential(nn.Linear(4, 2)), tmp_path, dt=DT, inputs=torch.rand(3, 2, 4))
+    rep = export_model(model, tmp_path, dt=DT, inputs=torch.rand(3, 2, 4) * 0.3, verify=True)
+    assert "input_skipped" in rep and "input" not in rep["layers"] and rep["spike_mismatches"] == 0
+    for f in rep["files"]:
+        os.remove(tmp_path / f)
     assert os.listdir(tmp_path) == []
 
 

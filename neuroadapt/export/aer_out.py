@@ -213,12 +213,16 @@ def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None) 
     if inputs is None:
         raise InvalidInputError("events export: needs input spikes (T, B, ...) to run the model on")
     spikes = record_spikes(model, torch.as_tensor(inputs))
+    note = {}
     if not _is_spikes(spikes.get("input")):
         spikes.pop("input", None)  # a real-valued stimulus is not an event stream
+        note["input_skipped"] = "the inputs are not spike counts (non-negative integers)"
+    if len(spikes) == 0:
+        raise InvalidInputError("events export: the model has no spiking layer to record")
     layers = write_events(spikes, out_dir, dt, labels=labels)
     T, B = next(iter(spikes.values())).shape[:2]
     report = {"files": sorted(f for v in layers.values() for f in v["files"].values()),
-              "samples": int(B), "steps": int(T), "layers": layers,
+              "samples": int(B), "steps": int(T), "layers": layers, **note,
               "spike_count": int(sum(v["spikes"] for k, v in layers.items() if k != "input"))}
     if verify:
         mism, per = 0, {}
