@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import snntorch as snn
 import torch
 from torch import nn
 
