@@ -202,8 +202,9 @@ class _Builder:
         if reset == "zero":
             raise UnsupportedOptionError(
                 f"NIR export: {path} ({kind}, reset 'zero', reset_delay=True) zeroes the whole membrane one step "
-                f"after a spike, input included; NIR has no node for that. Train with reset_delay=False "
-                f"(exported as NIR {'CubaLIF' if synaptic else 'LIF'}) or with reset 'subtract'")
+                f"after a spike, input included; NIR has no node for that. Train with reset 'subtract' or 'none' "
+                f"(recipes: model.reset), or build the neuron with reset_delay=False (exported as NIR "
+                f"{'CubaLIF' if synaptic else 'LIF'})")
         if reset == "subtract" and not delay:
             raise UnsupportedOptionError(f"NIR export: {path} ({kind}): reset 'subtract' with reset_delay=False "
                                          f"is not supported; use reset_delay=True (snnTorch's default)")
