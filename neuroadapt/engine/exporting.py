@@ -67,7 +67,7 @@ def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=No
     model, recipe, dataset = load_run(run_dir, data_root)
     dt = float(recipe["dataset"].get("dt") or 1e-3)
     inputs = labels = None
-    if verify:
+    if verify or getattr(target, "NEEDS_INPUTS", False):  # e.g. the events target runs the model
         inputs, labels = verification_inputs(dataset, recipe, n_verify)
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
