@@ -21,6 +21,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
+        make_public(tmp)
         yield tmp
         with open(tmp, "rb") as f:  # durable before it becomes visible (kill -9 / power loss)
             os.fsync(f.fileno())
@@ -42,3 +43,10 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def make_public(path) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the usual permissions (0666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

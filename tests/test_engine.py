@@ -128,6 +128,21 @@ def test_atomic_write_replaces_and_leaves_no_temp_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["f.txt"]
 
 
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    from neuroadapt._io import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "g.bin") as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(b"x")
+        rd.atomic_write_text(tmp_path / "h.txt", "y")
+    finally:
+        os.umask(old)
+    for name in ("g.bin", "h.txt"):  # not mkstemp's 0600: others may read what we publish
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
 def test_checkpoint_roundtrip_weights_only(tmp_path):
     import random
 

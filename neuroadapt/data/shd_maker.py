@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import make_public
 from neuroadapt.errors import DataError, InvalidInputError
 
 __all__ = ["make_shd", "read_labels_csv", "FORMAT_VERSION"]
@@ -139,7 +140,7 @@ def _write(out, times, units, labels, speakers, keys, meta_info, generation: dic
                 grp.create_dataset(name, data=col)
             kinds = np.array([s.get("noise") or "" for s in per_sample], dtype=object)
             grp.create_dataset("noise", data=kinds, dtype=h5py.string_dtype())
-        _public(tmp)
+        make_public(tmp)
         os.replace(tmp, out)
     except BaseException as exc:
         if os.path.exists(tmp):
@@ -148,13 +149,6 @@ def _write(out, times, units, labels, speakers, keys, meta_info, generation: dic
             raise DataError(f"cannot write {out} ({type(exc).__name__}: {exc})") from None
         raise
     return os.path.getsize(out)
-
-
-def _public(path) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) the usual permissions (0666 minus the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 # ----------------------------------------------------------------------------- make_shd
