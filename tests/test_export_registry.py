@@ -95,3 +95,23 @@ def test_failed_export_leaves_nothing(run_dir, tmp_path, fake_target):
     with pytest.raises(UnsupportedOptionError, match="layer X"):
         export_run(run_dir, "fake", out=out, echo=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_verification_inputs_are_the_eval_inputs(run_dir):
+    """Accuracy measured on exported models must be comparable with the run's test accuracy:
+    the inputs are drawn batch by batch exactly as evaluation draws them (rate-coded digits are
+    random, so a different draw would give a different number)."""
+    from neuroadapt.engine import trainer as tr
+    from neuroadapt.engine.exporting import load_run, verification_inputs
+
+    model, recipe, dataset = load_run(run_dir)
+    recipe["training"]["eval_batch_size"] = 5  # several batches
+    x, y = verification_inputs(dataset, recipe)
+    assert x.shape[1] == dataset.num_samples("test") == 12
+    with torch.no_grad():
+        logits = model(x)
+    ref = tr.evaluate(model, dataset, "test", 5, recipe["training"]["seed"], torch.device("cpu"))
+    assert float((logits.argmax(1) == y).double().mean()) == pytest.approx(ref["accuracy"], abs=1e-12)
+    # the loss is continuous in the inputs: another draw of the rate code would change it
+    loss = float(torch.nn.functional.cross_entropy(logits, y))
+    assert loss == pytest.approx(ref["loss"], rel=1e-5)

@@ -46,11 +46,21 @@ def load_run(run_dir, data_root=None):
 
 
 def verification_inputs(dataset, recipe: dict, n: int | None = None):
-    """Test-split inputs ``(T, B, N)`` and labels for verification (deterministic; all of the
-    test split unless ``n``)."""
+    """Test-split inputs ``(T, B, N)`` and labels for verification: the first ``n`` test samples
+    (all by default), drawn exactly as ``neuroadapt eval`` draws them (same batches, same
+    per-batch generators), so accuracies measured on them match the run's recorded test accuracy."""
+    import math
+
     total = dataset.num_samples("test")
-    idx = torch.arange(total if n is None else min(int(n), total))
-    return dataset.batch("test", idx, tr.generator(recipe["training"]["seed"], tr.EVAL, 0))
+    n = total if n is None else max(1, min(int(n), total))
+    size = recipe["training"]["eval_batch_size"]
+    xs, ys = [], []
+    for b in range(math.ceil(n / size)):
+        idx = torch.arange(b * size, min(n, (b + 1) * size))
+        x, y = dataset.batch("test", idx, tr.generator(recipe["training"]["seed"], tr.EVAL, b))
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs, dim=1), torch.cat(ys)
 
 
 def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=None, n_verify: int | None = None,
