@@ -74,7 +74,7 @@ _LAYOUTS = ("spinnaker", "loihi", "flat")
 
 def _add_data_parser(sub) -> None:
     data = sub.add_parser("data", help="event data: make an SHD-format set, inspect or convert event files")
-    dsub = data.add_subparsers(dest="data_command", metavar="{make-shd,info,convert}")
+    dsub = data.add_subparsers(dest="data_command", metavar="{make-shd,info,convert,baseline,plot}")
     data.set_defaults(func=_cmd_data_help, data_parser=data)
 
     p = dsub.add_parser("info", help="summarise an SHD .h5, AER, tonic .npy or dense .npz event file")
@@ -101,6 +101,25 @@ def _add_data_parser(sub) -> None:
     p.add_argument("--sample", type=int, default=None, help="keep only this sample (needed for tonic-npy output "
                                                              "of a multi-sample input)")
     p.set_defaults(func=_cmd_data_convert)
+
+    p = dsub.add_parser("baseline", help="linear baseline of an SHD-format train/test pair (logistic regression "
+                                         "on time-binned spike counts, tuned on held-out training speakers)")
+    p.add_argument("--root", default=None,
+                   help="folder with shd_train.h5 / shd_test.h5 (default: the shipped spoken digits)")
+    p.add_argument("--dt", type=float, default=0.02, help="bin width in seconds (default 0.02)")
+    p.add_argument("--duration", type=float, default=1.4, help="window in seconds (default 1.4)")
+    p.add_argument("--val-speakers", type=int, default=4, help="training speakers held out for tuning (default 4)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    p.set_defaults(func=_cmd_data_baseline)
+
+    p = dsub.add_parser("plot", help="spike rasters of a few samples of an SHD-format file (PNG)")
+    p.add_argument("file", nargs="?", default=None,
+                   help="SHD .h5 file (default: the shipped spoken digits' training file)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--samples", default=None, help="comma-separated sample indices (default: --n random ones)")
+    p.add_argument("--n", type=int, default=6, help="number of random samples (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random choice (default 0)")
+    p.set_defaults(func=_cmd_data_plot)
 
     p = dsub.add_parser("make-shd", help="generate spoken digits in the SHD format (espeak-ng or your WAV files)")
     p.add_argument("--out", default=None, help="SHD .h5 file to write")
@@ -211,6 +230,44 @@ def _cmd_data_convert(args) -> int:
                     if k not in ("input", "input_format", "output", "samples", "spikes", "format"))
     print(f"wrote {result['output']} ({result['format']}): {result['samples']} samples, "
           f"{result['spikes']} spikes from {result['input_format']}{extra}")
+    return 0
+
+
+def _cmd_data_baseline(args) -> int:
+    import json
+
+    from neuroadapt.data.baselines import linear_baseline
+    from neuroadapt.data.spoken_digits import SpokenDigits
+
+    result = linear_baseline(SpokenDigits(root=args.root, dt=args.dt, duration=args.duration),
+                             val_speakers=args.val_speakers)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        c = result["choice"]
+        print(f"linear baseline: test accuracy {result['test_accuracy']:.4f} (train {result['train_accuracy']:.4f}); "
+              f"chosen on {args.val_speakers} held-out training speakers: {c['n_bins']} time bins, "
+              f"{c['transform']}, C={c['C']:g} (validation accuracy {c['val_accuracy']:.4f})")
+    return 0
+
+
+def _cmd_data_plot(args) -> int:
+    from neuroadapt.data.plot import plot_samples
+    from neuroadapt.errors import InvalidInputError
+
+    path = args.file
+    if path is None:
+        from neuroadapt.data.spoken_digits import shipped_files
+
+        path = shipped_files()["train"]
+    indices = None
+    if args.samples is not None:
+        try:
+            indices = [int(v) for v in args.samples.split(",") if v.strip()]
+        except ValueError:
+            raise InvalidInputError(f"--samples {args.samples!r}: expected comma-separated integers") from None
+    result = plot_samples(path, args.out, indices=indices, n=args.n, seed=args.seed)
+    print(f"wrote {result['out']} (samples {', '.join(map(str, result['indices']))})")
     return 0
 
 
