@@ -201,13 +201,16 @@ def test_files_written(tmp_path):
 
 
 # ------------------------------------------------------------------------------ NEST (PyNN 0.13 + NEST 3.10)
-@pytest.mark.parametrize("neuron, reset, recurrent", [("leaky", "zero", True), ("synaptic", "zero", False)])
-def test_nest_runs_the_pynn_script_spike_for_spike(tmp_path, neuron, reset, recurrent):
-    """Zero-reset models whose delays the grid can represent are exact on NEST: every reference spike
-    at the same step (after the documented per-layer lag) and the same readout membrane."""
+@pytest.mark.parametrize("neuron, reset, recurrent, dt", [("leaky", "zero", True, 1e-3),
+                                                         ("synaptic", "zero", False, 0.02)])
+def test_nest_runs_the_pynn_script_spike_for_spike(tmp_path, neuron, reset, recurrent, dt):
+    """Zero-reset models whose delays the grid can represent are exact on NEST (time step = dt, e.g.
+    20 ms for spoken digits): every reference spike at the same step (after the documented per-layer
+    lag) and the same readout membrane."""
     m, x = _model(neuron, reset, recurrent), _inputs(B=4)
     labels = torch.arange(4) % 4
-    report = export_model(m, tmp_path, dt=1e-3, verify=True, inputs=x, labels=labels)
+    report = export_model(m, tmp_path, dt=dt, verify=True, inputs=x, labels=labels)
+    assert json.loads((tmp_path / "network.json").read_text())["h_ms"] == pytest.approx(dt * 1e3)
     v = report["verification"]
     for label, c in v["nest"]["layers"].items():
         assert c["n_ref"] > 20 and c["coincidence"] == 1.0, (label, c)
@@ -226,3 +229,27 @@ def test_nest_subtract_reset_is_an_approximation(tmp_path):
     nest, emu = v["nest"]["layers"]["hidden0"], v["emulator"]["float"]["layers"]["hidden0"]
     assert nest["matched"] == emu["matched"] and nest["n_test"] == emu["n_test"]
     assert nest["coincidence"] < 1.0 and nest["n_test"] < nest["n_ref"]  # the lost overshoot: fewer spikes
+
+
+def test_cli_export_of_a_trained_run(tmp_path):
+    """`neuroadapt export RUN --to spinnaker --verify` end to end on a tiny trained zero-reset run."""
+    import yaml
+
+    from neuroadapt.cli import main
+    from neuroadapt.engine.run import train
+
+    recipe = {"name": "tiny_spin", "dataset": {"name": "digits", "n_steps": 8, "max_train": 32, "max_test": 6},
+              "model": {"hidden": [8], "recurrent": True, "reset": "zero"},
+              "training": {"epochs": 1, "batch_size": 16, "eval_batch_size": 6, "threads": 1, "plots": False,
+                           "progress": False}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    train(tmp_path / "r.yaml", out=tmp_path / "run", echo=False)
+    out = tmp_path / "spin"
+    assert main(["export", str(tmp_path / "run"), "--to", "spinnaker", "--verify", "--n-verify", "4",
+                 "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["target"] == "spinnaker" and m["dt"] == 1e-3 and m["verification"]["samples"] == 4
+    assert m["spike_coincidence"] == 1.0 and m["spike_mismatches"] == 0
+    assert m["verification"]["nest"]["argmax_agreement"] == 1.0
+    assert m["verification"]["nest"]["all_layers"]["n_ref"] > 10  # the network does spike
+    assert sorted(p.name for p in out.iterdir()) == ["connections.npz", "metrics.json", "network.json", "run_pynn.py"]
