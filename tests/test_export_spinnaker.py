@@ -138,6 +138,27 @@ def test_emulator_float_twin_reproduces_neuroadapt_for_zero_reset(neuron, recurr
     assert np.abs(fixed["v_readout"] - out["v_readout"]).max() < 0.05  # mV, s16.15 rounding
 
 
+@pytest.mark.parametrize("neuron, recurrent", [("leaky", True), ("synaptic", True), ("synaptic", False)])
+def test_fir_mapping_makes_subtract_reset_exact(neuron, recurrent):
+    """subtract="fir": memoryless cells + delay-line synapses reproduce snnTorch's reset by subtraction
+    step for step (inputs no longer than fir_steps), in float and in s16.15."""
+    m, x = _model(neuron, "subtract", recurrent), _inputs(T=20)
+    rec = _reference(m, x)
+    net = build_network(m, 1e-3, subtract="fir", fir_steps=20)
+    assert {p.cell for p in net.populations if p.role == "hidden"} == {"IF_curr_delta"}
+    assert max(float(q.rows[:, 3].max()) for q in net.projections) == 20.0
+    for fixed in (False, True):
+        out = Emulator(net).run(x.numpy().astype(np.uint8), fixed=fixed)
+        for i, (s, _) in enumerate(rec["hidden"]):
+            lag = out["lags"][f"hidden{i}"]
+            np.testing.assert_array_equal(out[f"hidden{i}"][lag:lag + 20], s.numpy())
+    std = Emulator(build_network(m, 1e-3)).run(x.numpy().astype(np.uint8), fixed=False)
+    assert not np.array_equal(std["hidden0"][1:21], rec["hidden"][0][0].numpy())  # the reset mapping is not exact
+    for bad in (0, 145, 2.5):
+        with pytest.raises(UnsupportedOptionError, match="fir_steps"):
+            build_network(m, 1e-3, subtract="fir", fir_steps=bad)
+
+
 def test_overflow_raises_and_writes_nothing(tmp_path):
     m = _model(hidden=(6,))
     with torch.no_grad():
@@ -219,6 +240,14 @@ def test_nest_runs_the_pynn_script_spike_for_spike(tmp_path, neuron, reset, recu
     assert v["nest"]["accuracy"] == v["reference"]["accuracy"]
     assert report["spike_coincidence"] == 1.0 and report["spike_mismatches"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(report["files"])
+
+
+def test_nest_fir_subtract_is_exact(tmp_path):
+    m, x = _model("leaky", "subtract", recurrent=True, hidden=(12,)), _inputs(T=15, B=3)
+    v = export_model(m, tmp_path, dt=1e-3, verify=True, inputs=x, subtract="fir", fir_steps=15)["verification"]
+    c = v["nest"]["layers"]["hidden0"]
+    assert c["n_ref"] > 20 and c["coincidence"] == 1.0
+    assert v["nest"]["readout_max_abs_err"] < 1e-4
 
 
 def test_nest_subtract_reset_is_an_approximation(tmp_path):

@@ -107,13 +107,16 @@ def verify_network(model, net, inputs, labels=None, *, export_dir=None, tol_ms: 
 
 
 def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None, v_scale: float = 10.0,
-                 tol_ms: float = 1.0, run_nest: bool = True, chunk: int = 32) -> dict:
+                 subtract: str = "reset", fir_steps: int = 0, tol_ms: float = 1.0, run_nest: bool = True,
+                 chunk: int = 32) -> dict:
     """Export ``model`` (a SpikingClassifier) for SpiNNaker into ``out_dir``; see the module docstring.
 
     ``v_scale``: mV per unit of the model's membrane (threshold 1 -> 10 mV above rest by default).
-    ``run_nest=False`` skips the NEST run in verification (emulator only)."""
+    ``subtract``/``fir_steps``: mapping of subtract-reset layers (:func:`build_network`; ``"fir"`` is
+    exact for inputs of at most ``fir_steps`` steps). ``run_nest=False`` skips the NEST run in
+    verification (emulator only)."""
     out_dir = Path(out_dir)
-    net = build_network(model, float(dt), v_scale=v_scale)
+    net = build_network(model, float(dt), v_scale=v_scale, subtract=subtract, fir_steps=fir_steps)
     Emulator(net)  # every parameter in s16.15 before anything is written (overflow raises here)
     keys = routing_table([(p.label, p.size) for p in net.populations])
     net.notes = {"neuron_mapping": {p.label: p.cell for p in net.populations},
@@ -124,7 +127,7 @@ def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None, 
     staging.mkdir(parents=True, exist_ok=False)
     try:
         files = write_files(net, staging, keys)
-        report = {"files": files, "neurons": {p.label: p.cell for p in net.populations},
+        report = {"files": files, "neurons": {p.label: p.cell for p in net.populations}, "subtract_mapping": subtract,
                   "lags_steps": net.notes["lags_steps"], "v_scale_mv": v_scale,
                   "synapses": int(sum(len(q.rows) for q in net.projections))}
         if verify:

@@ -42,6 +42,30 @@ __all__ = ["tau_from_decay", "decay_from_tau", "Population", "Projection", "Netw
 CM_NF = 1.0                  #: membrane capacitance of every exported cell [nF]
 INPUT_LAG = 2                #: grid steps by which input spikes are sent late (PyNN/NEST needs t > min_delay)
 READOUT_THRESHOLD_MV = 32000.0  #: threshold of the non-spiking readout (fits s16.15, never reached in practice)
+MAX_DELAY_STEPS = 144        #: longest SpiNNaker delay (16 on the core x 9 with delay extensions)
+FIR_TAU_STEPS = 1e-3         #: membrane time constant (in time steps) of the "fir" mapping's memoryless cells
+
+
+def _kernel(beta, alpha, k_max: int) -> np.ndarray:
+    """(K, n): effect on ``m_t`` of a unit input at step ``t - k``: ``beta^k`` (leaky) or
+    ``(beta^(k+1) - alpha^(k+1)) / (beta - alpha)`` (synaptic, ``(k+1) beta^k`` when equal)."""
+    k = np.arange(k_max)[:, None]
+    if alpha is None:
+        return beta[None, :] ** k
+    same = np.isclose(alpha, beta, rtol=1e-12)
+    diff = np.where(same, 1.0, beta - alpha)
+    return np.where(same, (k + 1) * beta**k, (beta ** (k + 1) - alpha ** (k + 1)) / diff)
+
+
+def _fir_layer(label, n, v_thresh, lag, dt) -> "Population":
+    """A memoryless IF_curr_delta population (``V_k`` = inputs arriving at step ``k``): the leak lives in
+    the synapses' delay lines, so resets cannot lose anything."""
+    tau = FIR_TAU_STEPS * dt * 1e3  # exp(-h / tau) = exp(-1000) = 0 in float64; cm = tau_m makes R = 1 MOhm
+    params = {"tau_m": np.full(n, tau), "cm": np.full(n, tau), "v_rest": np.zeros(n),
+              "v_thresh": v_thresh, "v_reset": np.zeros(n), "tau_refrac": np.zeros(n), "i_offset": np.zeros(n)}
+    pop = Population(label, n, "IF_curr_delta", params, lag=lag)
+    pop.v_init = np.zeros(n)
+    return pop
 
 
 # ---------------------------------------------------------------------------------- one conversion each way
@@ -129,9 +153,11 @@ def _rows(w: np.ndarray, delay_ms: float):
     return rows[vals > 0], rows[vals < 0]
 
 
-def build_network(model, dt: float, v_scale: float = 10.0) -> Network:
+def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "reset", fir_steps: int = 0) -> Network:
     """The PyNN description of ``model`` (a SpikingClassifier) for a time step of ``dt`` seconds;
-    ``v_scale`` mV stand for one unit of the model's membrane."""
+    ``v_scale`` mV stand for one unit of the model's membrane. Subtract-reset layers: ``subtract="reset"``
+    (standard cell, reset to ``theta (1 - 1/beta)``, approximate) or ``"fir"`` (memoryless cells and
+    ``fir_steps`` delayed copies of every synapse, exact for sequences of at most ``fir_steps`` steps)."""
     from neuroadapt.nn.layers import LIFLayer, LIReadout
     from neuroadapt.nn.neurons import Leaky, RLeaky, RSynaptic, Synaptic
 
@@ -143,22 +169,29 @@ def build_network(model, dt: float, v_scale: float = 10.0) -> Network:
     if layers is None or not isinstance(readout, LIReadout) or not all(isinstance(l, LIFLayer) for l in layers):
         raise UnsupportedOptionError(f"the SpiNNaker export takes a SpikingClassifier (LIFLayer stack + LIReadout), "
                                      f"got {type(model).__name__}")
+    if subtract not in ("reset", "fir"):
+        raise UnsupportedOptionError(f"subtract={subtract!r}: choose 'reset' or 'fir'")
+    if subtract == "fir" and not (isinstance(fir_steps, int) and 1 <= fir_steps <= MAX_DELAY_STEPS):
+        raise UnsupportedOptionError(f"fir_steps must be an integer in 1..{MAX_DELAY_STEPS} (SpiNNaker's longest "
+                                     f"delay, with delay extensions), got {fir_steps!r}")
     h = dt * 1e3
     n_in = layers[0].in_features if len(layers) else readout.in_features
     pops = [Population("input", n_in, "SpikeSourceArray", role="input", lag=INPUT_LAG)]
-    projs: list[Projection] = []
     prev, prev_lag = "input", INPUT_LAG
-    def connect(pre, post, w, kind):
-        for rows, rec in zip(_rows(w, h), ("excitatory", "inhibitory")):
-            if len(rows):
-                projs.append(Projection(pre, post, rows, rec, kind))
+    pending: dict = {}  # (pre, post, receptor) -> [kind, row blocks]: one Projection each (rows carry delays)
 
-    def add_bias(i, post, b, pre_lag):
+    def connect(pre, post, w, kind, delay=h):
+        for rows, rec in zip(_rows(w, delay), ("excitatory", "inhibitory")):
+            if len(rows):
+                pending.setdefault((pre, post, rec), [kind, []])[1].append(rows)
+
+    def add_bias(i, post, b, pre_lag, kern=None):
         if b is None or not np.any(b):
             return
         _check_finite(b, f"{post} bias")
         pops.append(Population(f"bias{i}", 1, "SpikeSourceArray", role="bias", lag=pre_lag))
-        connect(f"bias{i}", post, b[:, None], "bias")
+        for k in range(1 if kern is None else len(kern)):
+            connect(f"bias{i}", post, (b if kern is None else b * kern[k])[:, None], "bias", (k + 1) * h)
 
     for i, layer in enumerate(layers):
         nrn, n = layer.neuron, layer.out_features
@@ -179,10 +212,32 @@ def build_network(model, dt: float, v_scale: float = 10.0) -> Network:
         w = _np(layer.fc.weight) * v_scale        # mV of membrane effect per input spike
         b = _np(layer.fc.bias) * v_scale if layer.fc.bias is not None else np.zeros(n)
         _check_finite(w, f"layer {i} weight")
+        alpha = _per_neuron(nrn.alpha.clamp(0, 1), n, f"layer {i} alpha") if synaptic else None
+        rec_w = None
+        if recurrent:
+            if nrn.all_to_all:
+                rec_w = _np(nrn.recurrent.weight) * v_scale
+                if nrn.recurrent.bias is not None:
+                    b = b + _np(nrn.recurrent.bias) * v_scale
+            else:
+                rec_w = np.diag(_per_neuron(nrn.V, n, f"layer {i} V") * v_scale)
+            _check_finite(rec_w, f"layer {i} recurrent weight")
+        if nrn.reset_mechanism == "subtract" and subtract == "fir":
+            lag = prev_lag + 1
+            pops.append(_fir_layer(label, n, thr * v_scale, lag, dt))
+            kern = _kernel(beta, alpha, fir_steps)                       # (K, n): effect of an input k steps ago
+            for k in range(fir_steps):
+                d = (k + 1) * h
+                connect(prev, label, w * kern[k][:, None], "feedforward", d)
+                if rec_w is not None:
+                    connect(label, label, rec_w * kern[k][:, None], "recurrent", d)
+                connect(label, label, np.diag(-thr * v_scale * beta**k), "reset", d)
+            add_bias(i, label, b, prev_lag, kern)
+            prev, prev_lag = label, lag
+            continue
         params = {"tau_m": tau_m, "cm": np.full(n, CM_NF), "v_rest": np.zeros(n), "v_thresh": thr * v_scale,
                   "i_offset": np.zeros(n)}
         if synaptic:
-            alpha = _per_neuron(nrn.alpha.clamp(0, 1), n, f"layer {i} alpha")
             tau_s = tau_from_decay(alpha, dt)
             same = np.isclose(tau_s, tau_m, rtol=1e-12)
             p21 = np.where(same, h / CM_NF * beta,
@@ -200,15 +255,6 @@ def build_network(model, dt: float, v_scale: float = 10.0) -> Network:
         else:
             params["v_reset"] = thr * v_scale * (1 - 1 / beta)
             params["tau_refrac"] = np.zeros(n)
-        rec_w = None
-        if recurrent:
-            if nrn.all_to_all:
-                rec_w = _np(nrn.recurrent.weight) * v_scale
-                if nrn.recurrent.bias is not None:
-                    b = b + _np(nrn.recurrent.bias) * v_scale
-            else:
-                rec_w = np.diag(_per_neuron(nrn.V, n, f"layer {i} V") * v_scale)
-            _check_finite(rec_w, f"layer {i} recurrent weight")
         pop = Population(label, n, "IF_curr_exp" if synaptic else "IF_curr_delta", params, lag=lag)
         pop.v_init = np.zeros(n)
         pops.append(pop)
@@ -229,6 +275,8 @@ def build_network(model, dt: float, v_scale: float = 10.0) -> Network:
     pops.append(pop)
     connect(prev, "readout", w, "feedforward")
     add_bias(len(layers), "readout", _np(readout.fc.bias) * v_scale if readout.fc.bias is not None else None, prev_lag)
+    projs = [Projection(pre, post, np.concatenate(blocks), rec, kind)
+             for (pre, post, rec), (kind, blocks) in pending.items()]
     net = Network(dt=float(dt), populations=pops, projections=projs, v_scale=float(v_scale))
     return net
 

@@ -141,16 +141,20 @@ class Emulator:
                     if proj.post != p.label or proj.receptor != rec:
                         continue
                     n_pre = net.population(proj.pre).size
-                    w = np.zeros((n_pre, p.n))
                     r = proj.rows
-                    np.add.at(w, (r[:, 0].astype(int), r[:, 1].astype(int)), np.abs(r[:, 2]))
-                    if p.cell != "IF_curr_exp":
-                        w = w * p.delta_gain[None, :]
-                    where = f"projection {proj.pre} -> {p.label} ({rec})"
-                    to_s1615(w, f"{where}: weight as current [nA]")  # each weight must be an s16.15 current
-                    to_s1615(w * p.f["R"][None, :], f"{where}: weight * R [mV]")  # ... and I R of one spike
-                    self.syn.setdefault((p.label, rec), []).append(
-                        _Synapses(proj.pre, w, f"population {p.label} {rec} weights"))
+                    steps = np.round(r[:, 3] / h).astype(int)
+                    for d in np.unique(steps):  # one weight matrix per delay (a ring-buffer slot on the chip)
+                        sel = steps == d
+                        w = np.zeros((n_pre, p.n))
+                        np.add.at(w, (r[sel, 0].astype(int), r[sel, 1].astype(int)), np.abs(r[sel, 2]))
+                        if p.cell != "IF_curr_exp":
+                            w = w * p.delta_gain[None, :]
+                        where = f"projection {proj.pre} -> {p.label} ({rec})"
+                        to_s1615(w, f"{where}: weight as current [nA]")  # each weight must be an s16.15 current
+                        to_s1615(w * p.f["R"][None, :], f"{where}: weight * R [mV]")  # ... and I R of one spike
+                        syn = _Synapses(proj.pre, w, f"population {p.label} {rec} weights")
+                        syn.delay = int(d)
+                        self.syn.setdefault((p.label, rec), []).append(syn)
         for key, lst in self.syn.items():  # one shift per post population and receptor
             m = max(float(np.abs(s.w).max()) for s in lst)
             e = math.ceil(math.log2(m)) if m > 0 else 0
@@ -173,28 +177,28 @@ class Emulator:
                               "timer": np.zeros((B, p.n), dtype=np.int64)}
         out = {p.label: np.zeros((total, B, p.n), dtype=np.uint8) for p in self.pops}
         v_rec = np.zeros((total, B, self.pops[-1].n))
-        prev = {p.label: np.zeros((B, p.n), dtype=np.int64) for p in self.pops}
-        src = np.zeros((total + 1, B, spikes.shape[2]), dtype=np.int64)
-        src[:T] = spikes
+        emitted = {p.label: np.zeros((total, B, p.n), dtype=np.int64) for p in self.pops}  # spikes sent at step k
+        emitted["input"] = np.zeros((total, B, spikes.shape[2]), dtype=np.int64)
+        emitted["input"][:T] = spikes
+        for label, lag in self.bias_lag.items():  # bias source for discrete step t fires at step t + lag
+            emitted[label] = np.zeros((total, B, 1), dtype=np.int64)
+            emitted[label][lag:lag + T] = 1
         for step in range(total):
-            prev["input"] = src[step - 1] if step > 0 else np.zeros_like(src[0])
-            for label, lag in self.bias_lag.items():
-                on = 0 <= step - 1 - lag < T
-                prev[label] = np.full((B, 1), int(on), dtype=np.int64)
-            new = {}
             for p in self.pops:
                 s = state[p.label]
                 par = getattr(p, k)
                 for rec in ("exc", "inh"):
-                    for syn in self.syn.get((p.label, "excitatory" if rec == "exc" else "inhibitory"), []):
-                        act = prev[syn.pre]
-                        if fixed:
-                            inp = syn.to_s1615(act @ syn.q)
-                            s[rec] = _check(s[rec] + (_decay(inp, par["init"]) if p.cell == "IF_curr_exp" else inp),
-                                            f"population {p.label} synaptic input")
-                        else:
-                            inp = act @ syn.w
-                            s[rec] = s[rec] + (inp * par["init"] if p.cell == "IF_curr_exp" else inp)
+                    syns = [q for q in self.syn.get((p.label, "excitatory" if rec == "exc" else "inhibitory"), [])
+                            if step >= q.delay]
+                    if not syns:
+                        continue
+                    if fixed:  # one ring-buffer slot per receptor: integer sum, then one conversion
+                        inp = syns[0].to_s1615(sum(emitted[q.pre][step - q.delay] @ q.q for q in syns))
+                        s[rec] = _check(s[rec] + (_decay(inp, par["init"]) if p.cell == "IF_curr_exp" else inp),
+                                        f"population {p.label} synaptic input")
+                    else:
+                        inp = sum(emitted[q.pre][step - q.delay] @ q.w for q in syns)
+                        s[rec] = s[rec] + (inp * par["init"] if p.cell == "IF_curr_exp" else inp)
                 free = s["timer"] <= 0
                 cur = s["exc"] - s["inh"] + par["i_offset"]
                 if fixed:
@@ -209,14 +213,13 @@ class Emulator:
                 spk = s["v"] >= par["v_thresh"]
                 s["v"] = np.where(spk, par["v_reset"], s["v"])
                 s["timer"] = np.where(spk, p.t_refract, s["timer"])
-                new[p.label] = spk.astype(np.int64)
+                emitted[p.label][step] = spk
                 out[p.label][step] = spk
                 if p.cell == "IF_curr_exp":
                     for rec in ("exc", "inh"):
                         s[rec] = _decay(s[rec], par["decay"]) if fixed else s[rec] * par["decay"]
                 else:
                     s["exc"], s["inh"] = np.zeros_like(s["exc"]), np.zeros_like(s["inh"])
-            prev.update(new)
             last = state[self.pops[-1].label]["v"]
             v_rec[step] = from_s1615(last) if fixed else last
         out["v_readout"] = v_rec

@@ -104,7 +104,7 @@ def main(argv=None):
     for start in range(0, B, args.chunk):
         part = spikes[:, start:start + args.chunk]
         R = part.shape[1]
-        sim.setup(timestep=h, min_delay=h, max_delay=2 * h, **kw)
+        sim.setup(timestep=h, min_delay=h, max_delay=max(2 * h, net["max_delay_ms"]), **kw)
         pops = build(sim, net, conns, part)
         sim.run(steps * h)
         for p in net["populations"]:
@@ -138,7 +138,9 @@ def network_to_json(net, keys: dict | None = None) -> dict:
                      "v_init": None if p.v_init is None else np.asarray(p.v_init, dtype=float).tolist()})
     projs = [{"pre": q.pre, "post": q.post, "receptor": q.receptor, "kind": q.kind, "n": int(len(q.rows))}
              for q in net.projections]
+    delays = [float(q.rows[:, 3].max()) for q in net.projections if len(q.rows)]
     return {"format": "neuroadapt-pynn-1", "dt": net.dt, "h_ms": net.h_ms, "v_scale": net.v_scale,
+            "max_delay_ms": max(delays, default=net.h_ms),
             "input_lag": next(p.lag for p in net.populations if p.role == "input"),
             "populations": pops, "projections": projs, "routing": keys or {}, "notes": net.notes}
 
