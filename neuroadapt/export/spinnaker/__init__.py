@@ -82,9 +82,12 @@ def verify_network(model, net, inputs, labels=None, *, export_dir=None, tol_ms: 
         r.pop("who")
         emu[kind] = {"layers": layers, **r}
     fx, fl = runs["fixed"], runs["float"]
+    lg = fx["lags"]
+    win = {lab: slice(lg[lab], lg[lab] + T) for lab in lg}  # the steps compared with neuroadapt
     emu["fixed_vs_float"] = {
-        "layers": {lab: coincidence(raster_times(fl[lab], h), raster_times(fx[lab], h), 0.0) for lab in ref},
-        "readout_v_max_abs_diff_mv": float(np.abs(fx["v_readout"] - fl["v_readout"]).max())}
+        "layers": {lab: coincidence(raster_times(fl[lab][win[lab]], h), raster_times(fx[lab][win[lab]], h), 0.0)
+                   for lab in ref},
+        "readout_v_max_abs_diff_mv": float(np.abs(fx["v_readout"][win["readout"]] - fl["v_readout"][win["readout"]]).max())}
     report["emulator"] = emu
     if run_nest:
         res = run_pynn(export_dir, spikes_in, chunk=chunk)

@@ -19,7 +19,9 @@ same linear system:
 Resets: ``zero`` resets to ``v_reset = 0``; snnTorch's zero reset of a ``Synaptic`` or recurrent layer
 also discards the next step's input, which is ``tau_refrac = h``. ``subtract`` has no standard-cell
 equivalent: it becomes reset to ``v_reset = theta (1 - 1/beta)`` (exact when the membrane lands on the
-threshold, short by ``beta * overshoot`` otherwise; see docs/spinnaker.md). ``none`` is refused.
+threshold, short by ``beta * overshoot`` otherwise; see docs/spinnaker.md), or, with
+``subtract="fir"``, exactly: memoryless cells whose leak lives in ``fir_steps`` delayed copies of each
+synapse (:func:`_kernel`), with the subtraction as a delayed autapse. ``none`` is refused.
 
 Latency: a layer's spikes come ``lag`` grid steps after the discrete model's (inputs are sent
 ``INPUT_LAG`` steps late, +1 per delta layer, +2 per exp layer: NEST applies an exponential current
