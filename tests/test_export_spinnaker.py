@@ -219,6 +219,9 @@ def test_files_written(tmp_path):
     py_compile.compile(str(tmp_path / "run_pynn.py"), doraise=True)
     with pytest.raises(ShapeError):
         export_model(m, tmp_path / "x", dt=1e-3, verify=True, inputs=None)
+    with pytest.raises(InvalidInputError, match="0/1 spikes"):
+        export_model(m, tmp_path / "y", dt=1e-3, verify=True, inputs=torch.full((5, 2, 16), 0.5), run_nest=False)
+    assert not (tmp_path / "y").exists() or list((tmp_path / "y").iterdir()) == []
 
 
 # ------------------------------------------------------------------------------ NEST (PyNN 0.13 + NEST 3.10)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroadapt.errors import ShapeError
+from neuroadapt.errors import InvalidInputError, ShapeError
 from neuroadapt.export.spinnaker.compare import coincidence, raster_times
 from neuroadapt.export.spinnaker.convert import build_network, decay_from_tau, tau_from_decay
 from neuroadapt.export.spinnaker.fixed import Emulator
@@ -54,6 +54,9 @@ def verify_network(model, net, inputs, labels=None, *, export_dir=None, tol_ms: 
     if x.ndim != 3:
         raise ShapeError(f"verification inputs must be time-major (T, B, n_inputs), got shape {tuple(x.shape)}")
     x = x.to(next(model.parameters()).dtype)
+    if not bool(((x == 0) | (x == 1)).all()):
+        raise InvalidInputError("SpiNNaker inputs are spike sources: verification inputs must be 0/1 spikes; "
+                                "this data set's encoding gives graded values (use a spike encoding)")
     with torch.no_grad():
         logits, rec = model(x, record=True)
     T, B = x.shape[:2]

@@ -152,8 +152,10 @@ def write_files(net, out_dir, keys: dict | None = None) -> list[str]:
     with atomic_path(out_dir / "network.json") as tmp:
         with open(tmp, "w") as fh:
             json.dump(doc, fh, indent=1)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
     with atomic_path(out_dir / "connections.npz", suffix=".npz") as tmp:
         np.savez(tmp, **{f"proj_{i}": q.rows for i, q in enumerate(net.projections)})
+        os.chmod(tmp, 0o644)
     with atomic_path(out_dir / SCRIPT_NAME) as tmp:
         Path(tmp).write_text(SCRIPT)
         os.chmod(tmp, 0o755)
