@@ -22,6 +22,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--n", type=int, default=None, help="test samples (default: all)")
     ap.add_argument("--subtract", default="reset", choices=("reset", "fir"))
+    ap.add_argument("--no-nest", action="store_true", help="emulator only (skip the NEST run)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, recipe, ds = load_run(args.run_dir)
@@ -30,15 +31,19 @@ def main():
     out.mkdir(parents=True)
     t0 = time.time()
     r = export_model(model, out, dt=float(recipe["dataset"].get("dt") or 1e-3), verify=True, inputs=x, labels=y,
-                     subtract=args.subtract, fir_steps=int(x.shape[0]))
+                     subtract=args.subtract, fir_steps=int(x.shape[0]), run_nest=not args.no_nest)
     r["wall_s"] = round(time.time() - t0, 1)
     (out / "metrics.json").write_text(json.dumps(r, indent=2, sort_keys=True))
     v = r["verification"]
+    nest = v.get("nest", {"layers": {}, "accuracy": None})
+    emu = v["emulator"]
     print(json.dumps({"samples": v["samples"], "synapses": r["synapses"], "wall_s": r["wall_s"],
-                      "nest": {k: round(d["coincidence"], 4) for k, d in v["nest"]["layers"].items()},
-                      "emulator_s1615": {k: round(d["coincidence"], 4) for k, d in v["emulator"]["fixed"]["layers"].items()},
-                      "accuracy": {"neuroadapt": v["reference"]["accuracy"], "nest": v["nest"]["accuracy"],
-                                   "emulator_s1615": v["emulator"]["fixed"]["accuracy"]}}))
+                      "nest": {k: round(d["coincidence"], 4) for k, d in nest["layers"].items()},
+                      "emulator_s1615": {k: round(d["coincidence"], 4) for k, d in emu["fixed"]["layers"].items()},
+                      "emulator_float": {k: round(d["coincidence"], 4) for k, d in emu["float"]["layers"].items()},
+                      "s1615_vs_float": {k: round(d["coincidence"], 4) for k, d in emu["fixed_vs_float"]["layers"].items()},
+                      "accuracy": {"neuroadapt": v["reference"]["accuracy"], "nest": nest["accuracy"],
+                                   "emulator_s1615": emu["fixed"]["accuracy"]}}))
 
 
 if __name__ == "__main__":
