@@ -129,8 +129,9 @@ def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None, 
                  "lags_steps": {p.label: p.lag for p in net.populations},
                  "subtract_reset_approximated": any(float(np.min(p.params.get("v_reset", [0]))) < 0
                                                    for p in net.populations if p.role == "hidden")}
-    staging = out_dir / ".staging"
-    staging.mkdir(parents=True, exist_ok=False)
+    staging = out_dir / ".staging"  # files move to out_dir only when everything (incl. verification) succeeded
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
         files = write_files(net, staging, keys)
         report = {"files": files, "neurons": {p.label: p.cell for p in net.populations}, "subtract_mapping": subtract,
