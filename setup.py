@@ -23,6 +23,11 @@ INSTALL_REQUIRES = [
     "safetensors>=0.4",
 ]
 
+# `neuroadapt export --to spinnaker --verify` runs the written PyNN script on NEST. Both are wheels
+# (nest-simulator: manylinux, cp310/cp311); PyNN 0.13 is the release that supports NEST 3.10. The
+# tests run them, so the dev extra installs them.
+SPINNAKER_VERIFY = ["pynn==0.13.0", "nest-simulator==3.10.0"]
+
 setup(
     name="neuroadapt",
     version="0.1.0",
@@ -34,6 +39,6 @@ setup(
     packages=find_packages(include=["neuroadapt", "neuroadapt.*"]),
     package_data={"neuroadapt": ["core/*.c", "data/assets/*"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"dev": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"dev": ["pytest>=7", "hypothesis>=6", *SPINNAKER_VERIFY], "spinnaker": SPINNAKER_VERIFY},
     entry_points={"console_scripts": ["neuroadapt=neuroadapt.cli:main"]},
 )
