@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-verify", type=int, default=None, help="--verify: number of test samples (default all)")
     p.add_argument("--data-root", default=None, help="data folder, for runs trained on local data")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a target's own option, repeatable (e.g. spinnaker: --option subtract=fir); "
+                        "an unknown key lists the ones the target takes")
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("sim", help="run a simulation script from sims/ (omit NAME to list them)")
     p.add_argument("name", nargs="?", default=None, help="simulation name, e.g. lif_twin")
@@ -169,8 +172,18 @@ def _cmd_bench(args) -> int:
 def _cmd_export(args) -> int:
     from neuroadapt.engine.exporting import export_run
 
+    import yaml
+
+    from neuroadapt.errors import InvalidInputError
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--option {item!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value) if value.strip() else None
     export_run(args.run_dir, args.to, out=args.out, verify=args.verify, data_root=args.data_root,
-               n_verify=args.n_verify, overwrite=args.overwrite)
+               n_verify=args.n_verify, overwrite=args.overwrite, options=options)
     return 0
 
 

@@ -115,3 +115,24 @@ def test_verification_inputs_are_the_eval_inputs(run_dir):
     # the loss is continuous in the inputs: another draw of the rate code would change it
     loss = float(torch.nn.functional.cross_entropy(logits, y))
     assert loss == pytest.approx(ref["loss"], rel=1e-5)
+
+
+def test_target_options_pass_through_and_unknown_ones_are_named(run_dir, tmp_path, fake_target, monkeypatch):
+    mod, calls = fake_target
+    seen = {}
+
+    def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None, mode: str = "a", k: int = 1):
+        seen.update(mode=mode, k=k)
+        return {}
+
+    monkeypatch.setattr(mod, "export_model", export_model)
+    from neuroadapt.cli import main
+
+    assert main(["export", str(run_dir), "--to", "fake", "--out", str(tmp_path / "o"),
+                 "--option", "mode=fir", "--option", "k=3"]) == 0
+    assert seen == {"mode": "fir", "k": 3}
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["options"] == {"mode": "fir", "k": 3}
+    with pytest.raises(UnsupportedOptionError, match="takes mode, k"):
+        export_run(run_dir, "fake", out=tmp_path / "p", options={"colour": 1}, echo=False)
+    assert main(["export", str(run_dir), "--to", "fake", "--out", str(tmp_path / "q"), "--option", "nokey"]) == 2
+    assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()

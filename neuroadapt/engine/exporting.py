@@ -63,13 +63,30 @@ def verification_inputs(dataset, recipe: dict, n: int | None = None):
     return torch.cat(xs, dim=1), torch.cat(ys)
 
 
+def target_options(target) -> list[str]:
+    """Keyword options a target's ``export_model`` accepts beyond the common ones."""
+    import inspect
+
+    common = {"model", "out_dir", "dt", "verify", "inputs", "labels"}
+    params = inspect.signature(target.export_model).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in common]
+
+
 def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=None, n_verify: int | None = None,
-               overwrite: bool = False, echo: bool = True) -> dict:
+               overwrite: bool = False, echo: bool = True, options: dict | None = None) -> dict:
     """Export a run directory's model to target ``to``; returns the target's report (also written
-    to ``<out>/metrics.json``)."""
+    to ``<out>/metrics.json``). ``options`` are the target's own keyword options (e.g. SpiNNaker's
+    ``subtract="fir"``); :func:`target_options` lists them."""
+    from neuroadapt.errors import UnsupportedOptionError
     from neuroadapt.export import get_target
 
     target = get_target(to)  # unknown target: fail before loading anything
+    options = dict(options or {})
+    allowed = target_options(target)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UnsupportedOptionError(f"export --to {to}: unknown option(s) {', '.join(unknown)}; "
+                                     f"this target takes {', '.join(allowed) or 'no options'}")
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / f"export-{to}"
     if out.exists() and not overwrite:
@@ -84,9 +101,9 @@ def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=No
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     try:
-        report = target.export_model(model, partial, dt=dt, verify=verify, inputs=inputs, labels=labels)
+        report = target.export_model(model, partial, dt=dt, verify=verify, inputs=inputs, labels=labels, **options)
         report = {"task": recipe["task"], "dataset": recipe["dataset"]["name"], "model": recipe["name"],
-                  "target": to, "dt": dt, **report}
+                  "target": to, "dt": dt, **({"options": options} if options else {}), **report}
         with open(partial / "metrics.json", "w") as fh:
             json.dump(report, fh, indent=2, sort_keys=True)
         if out.exists():

@@ -16,6 +16,12 @@ optional dependencies cost nothing until it is asked for) that defines::
 * ``inputs`` / ``labels``: time-major input spikes ``(T, B, N)`` and labels for verification
   (from the run's test split).
 
+Further keyword-only parameters of ``export_model`` are the target's own options (``neuroadapt
+export --option KEY=VALUE``; e.g. SpiNNaker's ``subtract="fir"``). A module attribute
+``NEEDS_INPUTS = True`` makes the engine pass test inputs even without ``verify`` (the events
+target runs the model to record its spikes). A model class with an ``export_unsupported_reason``
+attribute (e.g. ELM) is refused before any target runs.
+
 It returns a JSON-serialisable dict of what it wrote and measured; the engine saves it as
 ``metrics.json`` in the export folder. :func:`targets` lists the registered names.
 """
