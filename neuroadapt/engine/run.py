@@ -25,7 +25,7 @@ from neuroadapt.errors import ConfigError
 
 __all__ = ["train", "evaluate_run", "quickstart", "build_dataset", "QUICKSTART_RECIPE"]
 
-QUICKSTART_RECIPE = "quickstart_digits"
+QUICKSTART_RECIPE = "spoken_digits_rlif"
 _RESUME_FREE = {("training", "epochs"), ("training", "device"), ("training", "progress"), ("dataset", "root")}
 
 
@@ -233,6 +233,7 @@ def quickstart(out=None, echo: bool = True) -> dict:
     metrics = train(recipe, out if out is not None else Path("runs") / "quickstart", overwrite=True, echo=echo)
     if echo:
         print(f"quickstart: test accuracy {metrics['test_accuracy']:.4f} "
-              f"({metrics['n_test']} held-out digits), {time.perf_counter() - t0:.1f}s in total")
+              f"({metrics['n_test']} test utterances, speakers unseen in training), "
+              f"{time.perf_counter() - t0:.1f}s in total")
     return metrics
 
