@@ -4,10 +4,11 @@ Runs under the side environment's Python 3.10 (``python hardware/lava_env.py`` b
 imports nothing from neuroadapt.  neuroadapt (``neuroadapt.export.loihi.lava``) calls::
 
     <lava-venv>/bin/python hardware/lava_runner.py --net network.net --inputs in.npy \
-        --steps S --out OUTDIR
+        --steps S --out OUTDIR [--input-message-bits N]
 
-* ``in.npy``: input spikes, uint8 ``(T, B, n_inputs)``; each sample is fed for ``S`` steps
-  (zeros after its ``T``) through a ``RingBuffer`` into ``netx.hdf5.Network(net)``;
+* ``in.npy``: input spikes ``(T, B, n_inputs)`` (0/1, or spike counts with
+  ``--input-message-bits N``: graded spikes); each sample is fed for ``S`` steps (zeros after its
+  ``T``) through a ``RingBuffer`` into ``netx.hdf5.Network(net, input_message_bits=N)``;
 * the network runs with ``Loihi2SimCfg(select_tag="fixed_pt")`` (``PyLifModelBitAcc``,
   ``PyDenseModelBitAcc``), compiled once; between samples every neuron's ``u``, ``v`` and every
   ``Dense``'s ``a_buff`` are set back to 0, so each sample starts from the reset state;
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--input-message-bits", type=int, default=0,
+                    help="0: unary input spikes; N > 0: graded input spikes (spike counts) of N bits")
     args = ap.parse_args(argv)
 
     from lava.lib.dl import netx
@@ -56,7 +59,7 @@ def main(argv=None) -> int:
         return data
 
     t0 = time.perf_counter()
-    net = netx.hdf5.Network(net_config=args.net)
+    net = netx.hdf5.Network(net_config=args.net, input_message_bits=args.input_message_bits)
     if net.inp.shape != (n_in,):
         sys.exit(f"error: the network takes input shape {net.inp.shape}, the inputs have {n_in} channels")
     src = Source(data=sample(0))

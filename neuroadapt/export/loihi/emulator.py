@@ -38,7 +38,8 @@ import numpy as np
 from neuroadapt.errors import InvalidInputError, ShapeError
 from neuroadapt.export.loihi.quantise import LoihiLayer, LoihiNet
 
-__all__ = ["emulate", "EmulatorResult", "netx_synapse_weights", "readout_logits", "aligned"]
+__all__ = ["emulate", "check_inputs", "input_message_bits", "EmulatorResult", "netx_synapse_weights",
+           "readout_logits", "aligned"]
 
 UV_MAX = 2 ** 23          # 24-bit state: wrap (u) / clip (v) limits
 DECAY_SHIFT = 12
@@ -116,8 +117,10 @@ def netx_synapse_weights(layer: LoihiLayer) -> List[Tuple[np.ndarray, int]]:
 
 
 def _rtz_decay(x: np.ndarray, decay: int) -> np.ndarray:
+    """``sign(z) * (|z| >> 12)`` for ``z = x * (4096 - decay)``: an arithmetic shift after adding
+    4095 to negative values (the usual round-toward-zero division by a power of two)."""
     z = x * (4096 - decay)
-    return np.sign(z) * np.right_shift(np.abs(z), DECAY_SHIFT)
+    return np.right_shift(z + (np.right_shift(z, 63) & 4095), DECAY_SHIFT)
 
 
 def _shift(a: np.ndarray, exp: int) -> np.ndarray:
@@ -135,26 +138,35 @@ class EmulatorResult:
     n_steps: int
 
 
-def _check_spikes(x, n_inputs: int) -> np.ndarray:
-    x = np.asarray(x)
+def check_inputs(x, n_inputs: int, who: str = "Loihi emulator") -> np.ndarray:
+    """Time-major input spikes ``(T, B, n_inputs)`` as float64: binary spikes, or non-negative
+    integer spike counts (graded input spikes: netx ``input_message_bits`` > 0)."""
+    x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
     if x.ndim != 3:
-        raise ShapeError(f"Loihi emulator expects time-major input spikes (T, B, {n_inputs}), got shape {x.shape}")
+        raise ShapeError(f"{who} expects time-major input spikes (T, B, {n_inputs}), got shape {x.shape}")
     if x.shape[-1] != n_inputs:
-        raise ShapeError(f"Loihi emulator: the network takes {n_inputs} inputs, got shape {x.shape}")
-    if x.dtype != bool:
-        if not np.all(np.isfinite(x)):
-            raise InvalidInputError("Loihi emulator: input spikes hold NaN/inf")
-        if not np.all((x == 0) | (x == 1)):
-            raise InvalidInputError("Loihi emulator: inputs must be binary spikes (0/1); Loihi's input "
-                                    "synapses take unary spikes")
-        x = x.astype(bool)
+        raise ShapeError(f"{who}: the network takes {n_inputs} inputs, got shape {x.shape}")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise InvalidInputError(f"{who}: the input spikes hold NaN/inf")
+    if x.size and (x.min() < 0 or np.any(x != np.round(x))):
+        raise InvalidInputError(f"{who}: inputs must be spikes (0/1) or non-negative integer spike counts; "
+                                f"found values in [{x.min():g}, {x.max():g}] that are not")
+    if x.size and x.max() >= 2 ** 24:
+        raise InvalidInputError(f"{who}: spike counts up to {x.max():g} exceed a 24-bit graded spike")
     return x
+
+
+def input_message_bits(x: np.ndarray) -> int:
+    """0 for binary spikes, else the bits a graded input spike needs for the largest count."""
+    m = int(np.max(x)) if np.size(x) else 0
+    return 0 if m <= 1 else int(m).bit_length()
 
 
 def emulate(net: LoihiNet, spikes, record_v: bool = False, extra_steps: int | None = None) -> EmulatorResult:
     """Run ``net`` on input spikes ``(T, B, n_inputs)`` for ``T + net.delay`` steps (or
     ``T + extra_steps``) exactly as Lava's fixed-point models do."""
-    x = _check_spikes(spikes, net.n_inputs)
+    x = check_inputs(spikes, net.n_inputs)
     T, B, _ = x.shape
     n_steps = T + (net.delay if extra_steps is None else int(extra_steps))
     syn = [netx_synapse_weights(layer) for layer in net.layers]
@@ -186,7 +198,7 @@ def emulate(net: LoihiNet, spikes, record_v: bool = False, extra_steps: int | No
                 out_v[i][t] = volt
             cur_s.append(s.astype(np.float64))
         # 2. synapses: accumulate this step's spikes (input, previous layer, own) for step t+1
-        src = x[t].astype(np.float64) if t < T else zero_in
+        src = x[t] if t < T else zero_in
         for i, layer in enumerate(net.layers):
             s_in = src if i == 0 else cur_s[i - 1]
             w_ff, e_ff = wt[i][0]
