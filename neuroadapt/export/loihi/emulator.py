@@ -25,8 +25,9 @@ Time: input spike ``x[k]`` enters at Lava step ``k + 1``; layer ``j`` (1-based) 
 to it at step ``k + 1 + j``.  :func:`emulate` runs ``T + n_layers`` steps (zero input at the end)
 and returns everything time-indexed as Lava's step minus one.
 
-The synaptic sums run as float64 matrix products on 0/1 spikes: every partial sum is an integer
-below 2**53, so they are exact.
+The synaptic sums run as float matrix products on spikes: float32 where every partial sum stays
+below 2**24 (checked per matrix from the weights and the largest input count), else float64 (below
+2**53), so they are exact integers either way.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ import numpy as np
 from neuroadapt.errors import InvalidInputError, ShapeError
 from neuroadapt.export.loihi.quantise import LoihiLayer, LoihiNet
 
-__all__ = ["emulate", "check_inputs", "input_message_bits", "EmulatorResult", "netx_synapse_weights",
+__all__ = ["emulate", "Emulator", "check_inputs", "input_message_bits", "EmulatorResult", "netx_synapse_weights",
            "readout_logits", "aligned"]
 
 UV_MAX = 2 ** 23          # 24-bit state: wrap (u) / clip (v) limits
@@ -163,15 +164,64 @@ def input_message_bits(x: np.ndarray) -> int:
     return 0 if m <= 1 else int(m).bit_length()
 
 
-def emulate(net: LoihiNet, spikes, record_v: bool = False, extra_steps: int | None = None) -> EmulatorResult:
+def _exact_dtype(w: np.ndarray, max_in: float):
+    """float32 when every partial sum of ``spikes @ w`` stays below 2**24 (exact), else float64."""
+    bound = float(np.abs(w).sum(axis=0).max()) * max(float(max_in), 1.0) if w.size else 0.0
+    return np.float32 if bound < 2 ** 24 else np.float64
+
+
+class Emulator:
+    """A network loaded once (netx's weight optimisation, matrices in exact float types), then
+    :meth:`run` on any number of input batches.  :func:`emulate` is ``Emulator(net).run(x)``."""
+
+    def __init__(self, net: LoihiNet, threads: int | None = 1):
+        self.net, self.threads = net, threads
+        self.syn = [netx_synapse_weights(layer) for layer in net.layers]
+        self._mats = {}
+
+    def _matrices(self, max_in: float):
+        """(in, out) matrices for ``spikes @ W^T`` in a float type whose sums are exact integers."""
+        key = float(max_in)
+        if key not in self._mats:
+            wt = []
+            for i, s in enumerate(self.syn):
+                entry = []
+                for k, (w, e) in enumerate(s):
+                    dt = _exact_dtype(w.T, max_in if (i == 0 and k == 0) else 1.0)
+                    entry.append((np.ascontiguousarray(w.T.astype(dt)), e, dt))
+                wt.append(entry)
+            self._mats[key] = wt
+        return self._mats[key]
+
+    def run(self, spikes, record_v: bool = False, extra_steps: int | None = None) -> EmulatorResult:
+        x = check_inputs(spikes, self.net.n_inputs)
+        wt = self._matrices(float(x.max()) if x.size else 1.0)
+        if self.threads is None:
+            return _emulate(self.net, wt, x, record_v, extra_steps)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=int(self.threads)):
+            return _emulate(self.net, wt, x, record_v, extra_steps)
+
+
+def emulate(net: LoihiNet, spikes, record_v: bool = False, extra_steps: int | None = None,
+            threads: int | None = 1) -> EmulatorResult:
     """Run ``net`` on input spikes ``(T, B, n_inputs)`` for ``T + net.delay`` steps (or
-    ``T + extra_steps``) exactly as Lava's fixed-point models do."""
-    x = check_inputs(spikes, net.n_inputs)
+    ``T + extra_steps``) exactly as Lava's fixed-point models do.  ``threads``: BLAS threads for
+    the synaptic sums (default 1: the matrices are small; ``None`` leaves BLAS as configured)."""
+    return Emulator(net, threads).run(spikes, record_v, extra_steps)
+
+
+def _emulate(net: LoihiNet, wt, x: np.ndarray, record_v: bool, extra_steps: int | None) -> EmulatorResult:
     T, B, _ = x.shape
     n_steps = T + (net.delay if extra_steps is None else int(extra_steps))
-    syn = [netx_synapse_weights(layer) for layer in net.layers]
-    wt = [[(w.T.astype(np.float64).copy(), e) for w, e in s] for s in syn]   # (in, out) for s @ W^T
     L = len(net.layers)
+    # the input layer's feed-forward drive for all steps at once (one matrix product)
+    w0, e0, dt0 = wt[0][0]
+    drive0 = np.zeros((n_steps, B, net.layers[0].n_out), np.int64)
+    if T:
+        drive0[:T] = _shift(np.rint(x.reshape(T * B, -1).astype(dt0) @ w0).astype(np.int64), e0
+                            ).reshape(T, B, -1)
     u = [np.zeros((B, layer.n_out), np.int64) for layer in net.layers]
     v = [np.zeros((B, layer.n_out), np.int64) for layer in net.layers]
     a_buf = [np.zeros((B, layer.n_out), np.int64) for layer in net.layers]   # sum of the layer's Dense a_buff
@@ -180,7 +230,6 @@ def emulate(net: LoihiNet, spikes, record_v: bool = False, extra_steps: int | No
     out_s = [np.zeros((n_steps, B, layer.n_out), bool) for layer in net.layers]
     out_v = [np.zeros((n_steps, B, layer.n_out), np.int64) if (record_v or i == L - 1) else None
              for i, layer in enumerate(net.layers)]
-    zero_in = np.zeros((B, net.n_inputs), np.float64)
     for t in range(n_steps):
         # 1. neurons: step t's input is what the synapses accumulated at step t-1
         cur_s = []
@@ -189,23 +238,24 @@ def emulate(net: LoihiNet, spikes, record_v: bool = False, extra_steps: int | No
             wrapped = np.where(cur > UV_MAX, cur - 2 * UV_MAX, cur)
             u[i] = np.where(wrapped <= -UV_MAX, cur + 2 * UV_MAX, wrapped)
             volt = _rtz_decay(v[i], layer.v_decay) + u[i] + bias[i]
-            volt = np.clip(volt, -UV_MAX + 1, UV_MAX - 1)
+            np.clip(volt, -UV_MAX + 1, UV_MAX - 1, out=volt)
             s = volt > vth[i]
             volt[s] = 0
             v[i] = volt
             out_s[i][t] = s
             if out_v[i] is not None:
                 out_v[i][t] = volt
-            cur_s.append(s.astype(np.float64))
+            cur_s.append(s)
         # 2. synapses: accumulate this step's spikes (input, previous layer, own) for step t+1
-        src = x[t] if t < T else zero_in
         for i, layer in enumerate(net.layers):
-            s_in = src if i == 0 else cur_s[i - 1]
-            w_ff, e_ff = wt[i][0]
-            acc = _shift(np.rint(s_in @ w_ff).astype(np.int64), e_ff)
+            if i == 0:
+                acc = drive0[t].copy()
+            else:
+                w, e, dt = wt[i][0]
+                acc = _shift(np.rint(cur_s[i - 1].astype(dt) @ w).astype(np.int64), e)
             if layer.weight_rec is not None:
-                w_rec, e_rec = wt[i][1]
-                acc = acc + _shift(np.rint(cur_s[i] @ w_rec).astype(np.int64), e_rec)
+                w, e, dt = wt[i][1]
+                acc += _shift(np.rint(cur_s[i].astype(dt) @ w).astype(np.int64), e)
             a_buf[i] = acc
     return EmulatorResult(spikes=out_s, v=out_v, n_steps=n_steps)
 
