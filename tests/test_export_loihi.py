@@ -19,7 +19,7 @@ from neuroadapt.errors import DataError, InvalidInputError, ReferenceUnavailable
     UnsupportedOptionError
 from neuroadapt.export import get_target
 from neuroadapt.export.loihi import NETWORK_FILE, emulate, export_model, read_netx, write_netx
-from neuroadapt.export.loihi.emulator import aligned, netx_synapse_weights, readout_logits
+from neuroadapt.export.loihi.emulator import aligned, netx_synapse_weights, readout_logits, simulate_exact
 from neuroadapt.export.loihi.quantise import (LoihiLayer, LoihiNet, decay_from_fixed, decay_to_fixed,
                                               quantise_layer, quantise_model)
 
@@ -293,6 +293,10 @@ def test_exactly_representable_network_reproduces_the_float_model():
     assert float_spikes.any() and not float_spikes.all()
     assert np.array_equal(aligned(net, res.spikes[0], 0, 12), float_spikes)
     assert np.allclose(readout_logits(net, res, 12), logits.numpy(), atol=1e-4)
+    twin = quantise_model(m, exact=True)
+    ex = simulate_exact(twin, x.numpy())
+    assert all(np.array_equal(a, b) for a, b in zip(ex.spikes, res.spikes))
+    assert np.allclose(ex.v[-1], res.v[-1])
 
 
 def test_emulator_rejects_bad_inputs():

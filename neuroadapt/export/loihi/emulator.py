@@ -40,7 +40,7 @@ from neuroadapt.errors import InvalidInputError, ShapeError
 from neuroadapt.export.loihi.quantise import LoihiLayer, LoihiNet
 
 __all__ = ["emulate", "Emulator", "check_inputs", "input_message_bits", "EmulatorResult", "netx_synapse_weights",
-           "readout_logits", "aligned"]
+           "readout_logits", "aligned", "simulate_exact"]
 
 UV_MAX = 2 ** 23          # 24-bit state: wrap (u) / clip (v) limits
 DECAY_SHIFT = 12
@@ -256,6 +256,38 @@ def _emulate(net: LoihiNet, wt, x: np.ndarray, record_v: bool, extra_steps: int 
             if layer.weight_rec is not None:
                 w, e, dt = wt[i][1]
                 acc += _shift(np.rint(cur_s[i].astype(dt) @ w).astype(np.int64), e)
+            a_buf[i] = acc
+    return EmulatorResult(spikes=out_s, v=out_v, n_steps=n_steps)
+
+
+def simulate_exact(net: LoihiNet, spikes) -> EmulatorResult:
+    """Loihi's semantics without its rounding: the CUBA update, zero reset at the spike and one
+    synaptic delay per layer, in float64 with no rtz, wrap or clip, on the unrounded twin from
+    ``quantise_model(model, exact=True)``.  Same time axis as :func:`emulate`."""
+    x = check_inputs(spikes, net.n_inputs)
+    T, B, _ = x.shape
+    n_steps = T + net.delay
+    zeros = [np.zeros((B, layer.n_out)) for layer in net.layers]
+    u, v, a_buf = list(zeros), list(zeros), list(zeros)
+    out_s = [np.zeros((n_steps, B, layer.n_out), bool) for layer in net.layers]
+    out_v = [None] * (len(net.layers) - 1) + [np.zeros((n_steps, B, net.layers[-1].n_out))]
+    for t in range(n_steps):
+        cur_s = []
+        for i, layer in enumerate(net.layers):
+            u[i] = u[i] * (1 - layer.i_decay / 4096) + a_buf[i] * 2 ** ACT_SHIFT
+            volt = v[i] * (1 - layer.v_decay / 4096) + u[i] + layer.bias * 2 ** BIAS_EXP
+            s = volt > layer.v_th_mant * 2 ** VTH_SHIFT
+            volt[s] = 0
+            v[i] = volt
+            out_s[i][t] = s
+            if out_v[i] is not None:
+                out_v[i][t] = volt
+            cur_s.append(s.astype(np.float64))
+        for i, layer in enumerate(net.layers):
+            pre = (x[t] if t < T else np.zeros_like(x[0])) if i == 0 else cur_s[i - 1]
+            acc = pre @ np.asarray(layer.weight, np.float64).T
+            if layer.weight_rec is not None:
+                acc = acc + cur_s[i] @ np.asarray(layer.weight_rec, np.float64).T
             a_buf[i] = acc
     return EmulatorResult(spikes=out_s, v=out_v, n_steps=n_steps)
 

@@ -134,12 +134,13 @@ def _even_round(x: np.ndarray) -> np.ndarray:
 
 
 def quantise_layer(name: str, weight, bias, *, beta: float, threshold: Optional[float], alpha: Optional[float] = None,
-                   weight_rec=None, scale: Optional[float] = None) -> LoihiLayer:
+                   weight_rec=None, scale: Optional[float] = None, exact: bool = False) -> LoihiLayer:
     """Quantise one float layer (``threshold=None``: the non-spiking readout).
 
     ``scale`` fixes ``s`` (else the largest that fits); then weights that need more than the
     8-bit mantissa, and thresholds or biases outside their fields, raise
-    :class:`~neuroadapt.errors.InvalidInputError`.
+    :class:`~neuroadapt.errors.InvalidInputError`.  ``exact=True``: the same layer at the same
+    scale without any rounding (float fields), for :func:`~neuroadapt.export.loihi.emulator.simulate_exact`.
     """
     W = np.asarray(weight, dtype=np.float64)
     if W.ndim != 2:
@@ -186,6 +187,11 @@ def quantise_layer(name: str, weight, bias, *, beta: float, threshold: Optional[
         s = float(scale)
         if not (math.isfinite(s) and s > 0):
             raise InvalidInputError(f"{name}: scale must be a positive finite number, got {scale}")
+    if exact:
+        return LoihiLayer(name=name, weight=W * s, bias=b * s, weight_rec=None if R is None else R * s,
+                          i_decay=DECAY_UNITY if alpha is None else (1.0 - float(alpha)) * DECAY_UNITY,
+                          v_decay=(1.0 - float(beta)) * DECAY_UNITY,
+                          v_th_mant=theta * s if spiking else float(READOUT_VTH), spiking=spiking, scale=s)
     Wq = _even_round(W * s)
     Rq = _even_round(R * s) if R is not None else None
     for what, q, f in (("weight", Wq, W), ("recurrent weight", Rq, R)):
@@ -219,12 +225,13 @@ def _tensor(x) -> np.ndarray:
     return x.detach().cpu().double().numpy()
 
 
-def quantise_model(model) -> LoihiNet:
+def quantise_model(model, exact: bool = False) -> LoihiNet:
     """A :class:`LoihiNet` for a ``SpikingClassifier`` (hidden ``LIFLayer`` stack + ``LIReadout``).
 
     Raises :class:`~neuroadapt.errors.UnsupportedOptionError` for anything Loihi's CUBA neuron
     cannot hold (graded spikes, convolutional recurrence, per-neuron decays or thresholds,
-    other layer types), naming the layer.
+    other layer types), naming the layer.  ``exact=True``: the unrounded twin (same mapping and
+    scales, float fields) that separates Loihi's semantics from its rounding.
     """
     from torch import nn
 
@@ -282,13 +289,13 @@ def quantise_model(model) -> LoihiNet:
             # snnTorch zeroes the whole next step of these neurons (input included); Loihi zeroes v
             # at the spike and integrates the next input
             notes["reset_mapped"].append(f"{name}: zero(next step)->zero(at spike)")
-        out.append(quantise_layer(name, W, b, beta=beta, threshold=theta, alpha=alpha, weight_rec=R))
+        out.append(quantise_layer(name, W, b, beta=beta, threshold=theta, alpha=alpha, weight_rec=R, exact=exact))
         width = fc.out_features
     rfc = readout.fc
     if rfc.in_features != width:
         raise ShapeError(f"readout: expects {rfc.in_features} inputs but the previous layer has {width}")
     rbeta = _scalar("readout", "beta", _tensor(readout.beta).clip(0, 1))
     rb = _tensor(rfc.bias) if rfc.bias is not None else np.zeros(rfc.out_features)
-    out.append(quantise_layer("readout", _tensor(rfc.weight), rb, beta=rbeta, threshold=None))
+    out.append(quantise_layer("readout", _tensor(rfc.weight), rb, beta=rbeta, threshold=None, exact=exact))
     mode = getattr(model, "readout_mode", "mean")
     return LoihiNet(layers=out, n_inputs=int(model.n_inputs), readout_mode=mode, notes=notes)
