@@ -358,3 +358,12 @@ def test_export_model_refuses_overflow_before_writing(tmp_path):
     with pytest.raises(InvalidInputError, match="hidden0"):
         export_model(m, tmp_path, dt=1e-3)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_without_lava_says_so(tmp_path, monkeypatch):
+    from neuroadapt.engine import bench
+
+    monkeypatch.setenv("NEUROADAPT_LAVA_VENV", str(tmp_path / "no-venv"))
+    assert "loihi-emulator" in bench.list_benchmarks()
+    with pytest.raises(ReferenceUnavailableError, match="lava_env.py"):
+        bench.run_benchmark("loihi-emulator", quick=True)

@@ -76,3 +76,11 @@ def test_export_verify_end_to_end(tmp_path):
     assert rep["spike_mismatches"] == 0 and rep["voltage_mismatches"] == 0
     assert rep["lava_samples"] == 12 and rep["verify_samples"] == 12
     assert 0 <= rep["fixed_accuracy"] <= 1 and "accuracy_drop_points" in rep
+
+
+def test_bench_quick_is_bit_identical():
+    from neuroadapt.engine import bench
+
+    res = bench.run_benchmark("loihi-emulator", quick=True)
+    assert res["config"]["spikes_identical"] is True and res["config"]["spike_mismatches"] == 0
+    assert set(res["results_ms"]) == {"neuroadapt", "neuroadapt_per_sample", "lava"}

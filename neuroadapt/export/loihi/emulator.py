@@ -234,10 +234,14 @@ def _emulate(net: LoihiNet, wt, x: np.ndarray, record_v: bool, extra_steps: int 
         # 1. neurons: step t's input is what the synapses accumulated at step t-1
         cur_s = []
         for i, layer in enumerate(net.layers):
-            cur = _rtz_decay(u[i], layer.i_decay) + np.left_shift(a_buf[i], ACT_SHIFT)
-            wrapped = np.where(cur > UV_MAX, cur - 2 * UV_MAX, cur)
-            u[i] = np.where(wrapped <= -UV_MAX, cur + 2 * UV_MAX, wrapped)
-            volt = _rtz_decay(v[i], layer.v_decay) + u[i] + bias[i]
+            cur = np.left_shift(a_buf[i], ACT_SHIFT)
+            if layer.i_decay != 4096:          # iDecay 4096: the current keeps nothing (factor 0)
+                cur += _rtz_decay(u[i], layer.i_decay)
+            if cur.max(initial=0) > UV_MAX or cur.min(initial=0) <= -UV_MAX:
+                wrapped = np.where(cur > UV_MAX, cur - 2 * UV_MAX, cur)
+                cur = np.where(wrapped <= -UV_MAX, cur + 2 * UV_MAX, wrapped)
+            u[i] = cur
+            volt = _rtz_decay(v[i], layer.v_decay) + cur + bias[i]
             np.clip(volt, -UV_MAX + 1, UV_MAX - 1, out=volt)
             s = volt > vth[i]
             volt[s] = 0
