@@ -283,9 +283,10 @@ def quantise_model(model, exact: bool = False) -> LoihiNet:
         if reset == "none":
             raise UnsupportedOptionError(f"{name}: reset 'none' cannot run on Loihi (v always resets to 0 on a "
                                          "spike); train with reset: zero or subtract")
+        delayed = bool(getattr(neuron, "reset_delay", True))
         if reset != "zero":
             notes["reset_mapped"].append(f"{name}: {reset}->zero")
-        elif R is not None or alpha is not None:
+        elif delayed and (R is not None or alpha is not None):
             # snnTorch zeroes the whole next step of these neurons (input included); Loihi zeroes v
             # at the spike and integrates the next input
             notes["reset_mapped"].append(f"{name}: zero(next step)->zero(at spike)")
