@@ -104,6 +104,10 @@ def test_model_mapping_and_unsupported_models():
         quantise_model(m)
     with pytest.raises(UnsupportedOptionError, match="SpikingClassifier"):
         quantise_model(torch.nn.Linear(3, 4))
+    zr = _model(reset="zero")
+    assert quantise_model(zr).notes["reset_mapped"] == ["hidden0: zero(next step)->zero(at spike)"]
+    zr.layers[0].neuron.reset_delay = False          # snnTorch then resets at the spike, like Loihi
+    assert quantise_model(zr).notes["reset_mapped"] == []
     syn = quantise_model(_model(neuron="synaptic", alpha=0.75))
     assert syn.layers[0].i_decay == 1024 and syn.notes["bias_mapped"]
 
