@@ -90,7 +90,12 @@ def test_model_mapping_and_unsupported_models():
     h, ro = net.layers
     assert h.weight_rec is not None and h.weight_rec.shape == (12, 12) and h.spiking
     assert not ro.spiking and ro.v_th_mant == 2 ** 17 - 1 and ro.i_decay == 4096
-    assert net.notes["reset_mapped"] == ["hidden0: subtract->zero"]
+    # subtract reset: u is the membrane (iDecay from beta), v = u + bias, -theta on the diagonal
+    assert net.notes["reset_mapped"] == ["hidden0: subtract->current (u is the membrane, -theta self-connection)"]
+    assert (h.i_decay, h.v_decay) == (410, 4096)
+    m0 = _model()
+    V = m0.layers[0].neuron.recurrent.weight.detach().double().numpy()
+    assert np.allclose(h.weight_rec / h.scale, V - np.eye(12), atol=1.01 / h.scale)
     m = _model()
     with torch.no_grad():
         m.layers[0].fc.weight[0, 0] = float("inf")
@@ -110,6 +115,7 @@ def test_model_mapping_and_unsupported_models():
     assert quantise_model(zr).notes["reset_mapped"] == []
     syn = quantise_model(_model(neuron="synaptic", alpha=0.75))
     assert syn.layers[0].i_decay == 1024 and syn.notes["bias_mapped"]
+    assert syn.notes["reset_mapped"] == ["hidden0: subtract->zero"]
 
 
 # ----------------------------------------------------------------------------- netx layout
@@ -301,6 +307,30 @@ def test_exactly_representable_network_reproduces_the_float_model():
     ex = simulate_exact(twin, x.numpy())
     assert all(np.array_equal(a, b) for a, b in zip(ex.spikes, res.spikes))
     assert np.allclose(ex.v[-1], res.v[-1])
+
+
+def test_subtract_reset_maps_exactly_onto_the_current():
+    """Subtract reset (recurrent, no leak, dyadic weights at scale 256): u carries the membrane and
+    the -theta self-connection subtracts one step later, so Loihi spikes exactly as the float model."""
+    torch.manual_seed(1)
+    m = SpikingClassifier(6, 3, hidden=(5,), recurrent=True, beta=1.0, threshold=0.5, reset="subtract",
+                          readout_beta=1.0, bias=False).eval()
+    with torch.no_grad():
+        for lin in (m.layers[0].fc, m.layers[0].neuron.recurrent, m.readout.fc):
+            w = torch.randint(-127, 128, lin.weight.shape)
+            w[0, 0] = 127
+            lin.weight.copy_(w / 128.0)
+        m.layers[0].neuron.recurrent.bias.zero_()
+    net = quantise_model(m)
+    assert net.layers[0].scale == 256 and net.layers[0].v_th_mant == 128 and net.layers[0].i_decay == 0
+    x = (torch.rand(16, 4, 6) < 0.5).float()
+    with torch.no_grad():
+        logits, rec = m(x, record=True)
+    res = emulate(net, x.numpy())
+    float_spikes = rec["hidden"][0][0].numpy().astype(bool)
+    assert float_spikes.any() and not float_spikes.all()
+    assert np.array_equal(aligned(net, res.spikes[0], 0, 16), float_spikes)
+    assert np.allclose(readout_logits(net, res, 16), logits.numpy(), atol=1e-5)
 
 
 def test_emulator_rejects_bad_inputs():

@@ -187,6 +187,12 @@ def quantise_layer(name: str, weight, bias, *, beta: float, threshold: Optional[
         s = float(scale)
         if not (math.isfinite(s) and s > 0):
             raise InvalidInputError(f"{name}: scale must be a positive finite number, got {scale}")
+    wff = float(np.abs(W).max())
+    if wff * s < MIN_WEIGHT_LEVELS:
+        raise InvalidInputError(
+            f"{name}: at the layer's shared scale {s:.4g} the largest feed-forward weight ({wff:.3g}) "
+            f"keeps fewer than {MIN_WEIGHT_LEVELS} integer levels: the recurrent weights or the threshold (largest "
+            f"|value| {wmax:.3g}, threshold {threshold}) dominate the 8-bit range; rescale the layer")
     if exact:
         return LoihiLayer(name=name, weight=W * s, bias=b * s, weight_rec=None if R is None else R * s,
                           i_decay=DECAY_UNITY if alpha is None else (1.0 - float(alpha)) * DECAY_UNITY,
@@ -284,6 +290,20 @@ def quantise_model(model, exact: bool = False) -> LoihiNet:
             raise UnsupportedOptionError(f"{name}: reset 'none' cannot run on Loihi (v always resets to 0 on a "
                                          "spike); train with reset: zero or subtract")
         delayed = bool(getattr(neuron, "reset_delay", True))
+        if reset == "subtract" and alpha is None and delayed and (beta < 1 or not np.any(b)):
+            # subtract reset, exactly: the CUBA current u is the membrane (iDecay from beta), v has no
+            # memory (vDecay 4096: v = u + bias), and the reset is a self-connection of -theta in the
+            # recurrent weights, which act one step later -- snnTorch's r_t = s_{t-1}
+            R = (np.zeros((W.shape[0], W.shape[0])) if R is None else R) - theta * np.eye(W.shape[0])
+            b = b / (1.0 - beta) if np.any(b) else b
+            notes["reset_mapped"].append(f"{name}: subtract->current (u is the membrane, -theta self-connection)")
+            if np.any(b):
+                notes["bias_mapped"].append(f"{name}: bias b -> b/(1-beta) on v (steady state of the membrane's "
+                                            "share)")
+            out.append(quantise_layer(name, W, b, beta=0.0, threshold=theta, alpha=beta, weight_rec=R,
+                                      exact=exact))
+            width = fc.out_features
+            continue
         if reset != "zero":
             notes["reset_mapped"].append(f"{name}: {reset}->zero")
         elif delayed and (R is not None or alpha is not None):
