@@ -70,8 +70,8 @@ def require() -> Path:
 
 def run_lava(net_path, spikes, steps: int, timeout: float | None = None) -> dict:
     """Run the netx file ``net_path`` in Lava on input spikes ``(T, B, n_inputs)`` (0/1, or spike
-    counts sent as graded spikes), ``steps`` steps per sample.  Returns ``{"spikes": [per layer (steps, B, n) bool], "v_last": (steps, B, n) int64,
-    "timing": {...}}``."""
+    counts sent as graded spikes), ``steps`` steps per sample.  Returns ``{"spikes": [per layer
+    (steps, B, n) bool], "v_last": (steps, B, n) int64, "timing": {...}}``."""
     py = require()
     x = np.asarray(spikes)
     if x.ndim != 3:
