@@ -1,4 +1,4 @@
-"""Where the repository's top-level folders (models/, benchmarks/, sims/) are found.
+"""Where the repository's top-level folders (models/, benchmarks/, sims/, hardware/) are found.
 
 The documented install is editable (``pip install -e .``), so these folders sit next to the
 package.  Each can be pointed elsewhere with an environment variable.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_ENV = {"models": "NEUROADAPT_MODELS", "benchmarks": "NEUROADAPT_BENCHMARKS", "sims": "NEUROADAPT_SIMS"}
+_ENV = {"models": "NEUROADAPT_MODELS", "benchmarks": "NEUROADAPT_BENCHMARKS", "sims": "NEUROADAPT_SIMS",
+        "hardware": "NEUROADAPT_HARDWARE"}
 
 
 def project_folder(name: str) -> Path:
