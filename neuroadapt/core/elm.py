@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neuroadapt.core.elm_input import project
 from neuroadapt.core.elm_scan import ACTIVATIONS, TANH_A, TANH_B, activation, memory_scan
 from neuroadapt.core.scan import linear_scan
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
@@ -175,7 +176,7 @@ def elm_sequence(x: torch.Tensor, p: ELMParams, trace0: torch.Tensor, mem0: torc
         raise ShapeError(f"elm_sequence expects (T, B, n_in) input, got shape {tuple(x.shape)}")
     T, B, n_in = x.shape
     w_eff = p.w_in @ p.syn_map                                    # (H, n_in)
-    u = (x.reshape(T * B, n_in) @ w_eff.t()).view(T, B, -1)      # one GEMM over every step
+    u = project(x, w_eff)          # one product over every step (sparse-input C kernel on CPU)
     a = linear_scan(u, p.kappa_s.reshape(1), trace0 @ p.w_in.t())  # = W_in b_t
     zin = a + p.b1
     mem = memory_scan(zin, mem0, p.w_mem * p.kappa_m, p.w_out, p.b_out, p.kappa_m, p.gain, p.activation,
