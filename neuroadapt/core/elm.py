@@ -128,7 +128,8 @@ def synaptic_map(route: torch.Tensor, w_s: torch.Tensor, n_branches: int, n_inpu
 class ELMParams:
     """Everything one ELM step needs, already in the form the equations use.
 
-    ``syn_map``: Q ``(d_tree, n_in)``; ``kappa_s``: 0-d tensor; ``w_in`` ``(H, d_tree)`` and ``w_mem``
+    ``syn_map``: Q ``(d_tree, n_in)``, or ``None`` with ``syn_scale`` = ``w_s`` ``(n_in,)`` when every
+    input is its own branch (Q diagonal: no ``n_in × n_in`` matrix is built); ``kappa_s``: 0-d tensor; ``w_in`` ``(H, d_tree)`` and ``w_mem``
     ``(H, d_m)`` with bias ``b1`` ``(H,)``: the first MLP layer; ``hidden``: ``((W, b), ...)`` further
     layers; ``w_out`` ``(d_m, H)``, ``b_out``; ``kappa_m``, ``gain``: ``(d_m,)``; readout ``w_y``, ``b_y``.
     """
@@ -146,6 +147,15 @@ class ELMParams:
     w_y: torch.Tensor
     b_y: torch.Tensor
     activation: str = "relu"
+    syn_scale: torch.Tensor | None = None
+
+    def synapses(self, x: torch.Tensor) -> torch.Tensor:
+        """``Q x`` for ``x`` of shape ``(..., n_in)``."""
+        return x * self.syn_scale if self.syn_map is None else x @ self.syn_map.t()
+
+    def input_weight(self) -> torch.Tensor:
+        """``W_in Q`` ``(H, n_in)``: the first MLP layer seen from the input spikes."""
+        return self.w_in * self.syn_scale if self.syn_map is None else self.w_in @ self.syn_map
 
 
 def _mlp_delta(p: ELMParams, pre: torch.Tensor) -> torch.Tensor:
@@ -159,7 +169,7 @@ def _mlp_delta(p: ELMParams, pre: torch.Tensor) -> torch.Tensor:
 def elm_step(x: torch.Tensor, trace: torch.Tensor, mem: torch.Tensor, p: ELMParams):
     """One step.  ``x``: ``(B, n_in)``; ``trace``: ``(B, d_tree)``; ``mem``: ``(B, d_m)``.
     Returns ``(y, trace, mem)``."""
-    trace = p.kappa_s * trace + x @ p.syn_map.t()
+    trace = p.kappa_s * trace + p.synapses(x)
     km = p.kappa_m * mem
     pre = trace @ p.w_in.t() + km @ p.w_mem.t() + p.b1
     mem = km + p.gain * _mlp_delta(p, pre)
@@ -175,7 +185,7 @@ def elm_sequence(x: torch.Tensor, p: ELMParams, trace0: torch.Tensor, mem0: torc
     if x.dim() != 3:
         raise ShapeError(f"elm_sequence expects (T, B, n_in) input, got shape {tuple(x.shape)}")
     T, B, n_in = x.shape
-    w_eff = p.w_in @ p.syn_map                                    # (H, n_in)
+    w_eff = p.input_weight()                                      # (H, n_in)
     u = project(x, w_eff)          # one product over every step (sparse-input C kernel on CPU)
     a = linear_scan(u, p.kappa_s.reshape(1), trace0 @ p.w_in.t())  # = W_in b_t
     zin = a + p.b1
@@ -185,5 +195,5 @@ def elm_sequence(x: torch.Tensor, p: ELMParams, trace0: torch.Tensor, mem0: torc
     # the final branch trace: κ_s^T b_0 + Σ_t κ_s^{T-1-t} Q x_t
     powers = p.kappa_s ** torch.arange(T - 1, -1, -1, device=x.device, dtype=x.dtype)
     xs = torch.einsum("t,tbn->bn", powers, x)
-    trace_t = (p.kappa_s ** T) * trace0 + xs @ p.syn_map.t()
+    trace_t = (p.kappa_s ** T) * trace0 + p.synapses(xs)
     return y, mem, trace_t, mem[-1]

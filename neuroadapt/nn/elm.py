@@ -174,8 +174,10 @@ class ELM(nn.Module):
     def params(self) -> F.ELMParams:
         """The current parameters in the form :mod:`neuroadapt.core.elm` uses."""
         first = self.mlp[0]
+        identity = self.routing is None   # route = arange(n_inputs): Q = diag(w_s)
         return F.ELMParams(
-            syn_map=F.synaptic_map(self.route, self.w_s, self.n_branches, self.n_inputs),
+            syn_map=None if identity else F.synaptic_map(self.route, self.w_s, self.n_branches, self.n_inputs),
+            syn_scale=self.w_s if identity else None,
             kappa_s=self.kappa_s, w_in=first.weight[:, : self.n_branches], w_mem=first.weight[:, self.n_branches :],
             b1=first.bias, hidden=tuple((m.weight, m.bias) for m in self.mlp[1:-1]),
             w_out=self.mlp[-1].weight, b_out=self.mlp[-1].bias, kappa_m=self.kappa_m, gain=self.gain,
