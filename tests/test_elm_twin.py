@@ -21,6 +21,15 @@ CASES = {
 }
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread is fastest, and two thrash on a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 def _setup(opts, T=60, seed=0):
     torch.manual_seed(seed)
     prev = torch.get_default_dtype()
