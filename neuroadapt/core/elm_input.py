@@ -27,6 +27,16 @@ from neuroadapt.core._ckernel import _cache_dir, _compiler
 SPARSE_MAX_DENSITY = 0.15
 _SOURCE = Path(__file__).with_name("_elm_kernels.c")
 _FLAGS = ["-O3", "-fPIC", "-shared"]
+
+
+def _cpu_flags() -> list[str]:
+    """``-mavx2 -mfma`` where this CPU has them (the cache key includes the flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            words = set(next((ln for ln in fh if ln.startswith("flags")), "").split())
+    except OSError:
+        return []
+    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
 _lock = threading.Lock()
 _state: dict = {"tried": False, "lib": None}
 
@@ -36,12 +46,13 @@ def _build():
     cc = _compiler()
     if cc is None:
         return None
-    key = hashlib.sha256(src + " ".join([cc, *_FLAGS]).encode() + os.uname().machine.encode()).hexdigest()[:16]
+    flags = _FLAGS + _cpu_flags()
+    key = hashlib.sha256(src + " ".join([cc, *flags]).encode() + os.uname().machine.encode()).hexdigest()[:16]
     target = _cache_dir() / f"elm_kernels_{key}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target, suffix=".so") as tmp:
-            subprocess.run([cc, *_FLAGS, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
+            subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
     lib = ctypes.CDLL(str(target))
     p, lng = ctypes.c_void_p, ctypes.c_long
     for name in ("elm_project_f32", "elm_project_f64", "elm_wgrad_f32", "elm_wgrad_f64"):
@@ -89,6 +100,13 @@ class _SparseProject(torch.autograd.Function):
         return None, gwt.t(), None, None
 
 
+def _density(x2: torch.Tensor) -> float:
+    """Fraction of non-zero entries, estimated from at most ~512 evenly spaced rows (cheap)."""
+    step = max(1, x2.shape[0] // 512)
+    rows = x2[::step]
+    return float(torch.count_nonzero(rows)) / max(1, rows.numel())
+
+
 def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring)."""
     shape = x.shape
@@ -96,7 +114,7 @@ def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     use = (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
            and w.dtype == x.dtype and not x.requires_grad)
     lib = kernels() if use else None
-    if lib is not None and int(torch.count_nonzero(x2)) <= SPARSE_MAX_DENSITY * x2.numel():
+    if lib is not None and _density(x2) <= SPARSE_MAX_DENSITY:
         sfx = "f32" if x.dtype == torch.float32 else "f64"
         out = _SparseProject.apply(x2.contiguous(), w, lib, sfx)
     else:
