@@ -126,3 +126,32 @@ def test_shipped_elm_recipes_resolve():
     for name in names:
         r = load_recipe(models_dir() / f"{name}.yaml")
         assert r["model"]["type"] in ("elm", "branch_elm") and r["model"]["dt"] > 0
+
+
+def test_bench_elm_quick_run_checks_its_peers(capfd):
+    from neuroadapt.engine import bench
+
+    assert "elm" in bench.list_benchmarks()
+    rc = bench.main("elm", as_json=True, quick=True, overrides={"threads": 1})
+    lines = [ln for ln in capfd.readouterr().out.splitlines() if ln.strip()]
+    result = json.loads(lines[-1])
+    assert set(result) == {"bench", "config", "results_ms", "ratios"} and result["bench"] == "elm"
+    assert set(result["results_ms"]) == {"neuroadapt", "stepwise", "lstm"}
+    assert all(v > 0 for v in result["results_ms"].values())
+    assert set(result["ratios"]) == {"stepwise_over_neuroadapt", "lstm_over_neuroadapt"}
+    cfg = result["config"]
+    assert cfg["outputs_match"] is True and cfg["output_max_rel_diff"] < 1e-4 and cfg["threads"] == 1
+    assert rc == 0
+
+
+def test_bench_stepwise_twin_is_the_same_model():
+    """The benchmark's step-by-step peer computes what nn.ELM computes (incl. Branch-ELM)."""
+    from neuroadapt.engine.bench import load_module
+    from neuroadapt.nn import ELM
+
+    stepwise = load_module("elm").stepwise_forward
+    torch.manual_seed(0)
+    x = (torch.rand(15, 3, 20) < 0.2).double()
+    for opts in ({}, {"n_branches": 6, "synapses_per_branch": 5, "routing": "random", "mlp_layers": 2}):
+        elm = ELM(20, 4, n_memory=5, **opts).double()
+        assert torch.allclose(stepwise(elm, x), elm(x)[0], atol=1e-12)
