@@ -75,7 +75,7 @@ def test_readouts_and_record():
         assert rec["memory"].shape == (7, 2, 4)
 
 
-def test_train_eval_and_refused_export_through_the_cli(tmp_path, capsys):
+def test_train_eval_and_refused_export_through_the_cli(tmp_path, capsys, monkeypatch):
     root = _folder(tmp_path)
     recipe = tmp_path / "elm.yaml"
     recipe.write_text("""
@@ -96,7 +96,21 @@ training: {epochs: 2, batch_size: 10, lr: 5.0e-3, progress: false, threads: 1}
 
     model, _, _ = load_run(out, data_root=root)
     assert "cannot be exported" in model.export_unsupported_reason
+    # export: refused before any target runs or anything is written (a stand-in target records calls)
+    import types
 
+    import neuroadapt.export as export_registry
+
+    calls = []
+    fake = types.SimpleNamespace(export_model=lambda *a, **k: calls.append(a) or {})
+    monkeypatch.setattr(export_registry, "get_target", lambda name: fake)
+    capsys.readouterr()
+    for target in ("nir", "loihi", "spinnaker", "aer"):
+        assert main(["export", str(out), "--to", target, "--data-root", str(root)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "MLP" in err[0] and "spiking" in err[0], err
+        assert not (out / f"export-{target}").exists() and not (out / f"export-{target}.partial").exists()
+    assert calls == []
 
 def test_shd_adding_pairs_and_labels(tmp_path):
     from neuroadapt.data import get_dataset_class
