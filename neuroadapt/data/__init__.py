@@ -59,6 +59,7 @@ _REGISTRY: dict[str, str | type] = {
     "digits": "neuroadapt.data.digits:DigitsSpikes",
     "shd": "neuroadapt.data.shd_folder:SHDFolder",
     "spoken_digits": "neuroadapt.data.spoken_digits:SpokenDigits",
+    "shd_adding": "neuroadapt.data.shd_adding:SHDAdding",
 }
 
 

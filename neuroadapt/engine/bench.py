@@ -36,7 +36,7 @@ ENV_QUICK = "NEUROADAPT_BENCH_QUICK"
 ENV_DEVICE = "NEUROADAPT_BENCH_DEVICE"
 ENV_OVERRIDES = "NEUROADAPT_BENCH_OVERRIDES"
 PACKAGE = "neuroadapt_benchmarks"
-VALIDITY_KEYS = ("spikes_identical",)  # config flags that must not be False
+VALIDITY_KEYS = ("spikes_identical", "outputs_match")  # config flags that must not be False
 
 
 def benchmarks_dir() -> Path:

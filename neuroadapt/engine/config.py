@@ -20,6 +20,7 @@ import math
 import os
 from pathlib import Path
 
+from neuroadapt.engine.config_elm import ELM_MODEL_SCHEMA, ELM_TYPES, check_elm_model
 from neuroadapt.errors import ConfigError
 
 __all__ = ["load_recipe", "resolve_recipe", "find_recipe", "models_dir", "MODEL_SCHEMA", "TRAINING_SCHEMA"]
@@ -35,7 +36,8 @@ TOP_SCHEMA = {
 }
 
 MODEL_SCHEMA = {
-    "type": (str, "spiking_classifier", "model family", ("spiking_classifier",)),
+    "type": (str, "spiking_classifier", "model family (elm / branch_elm: see ELM_MODEL_SCHEMA)",
+             ("spiking_classifier",) + ELM_TYPES),
     "hidden": (list, [128], "sizes of the hidden LIF layers"),
     "neuron": (str, "leaky", "'leaky' (LIF) or 'synaptic' (2nd-order LIF with synaptic current)"),
     "recurrent": (bool, False, "all-to-all recurrent weights in every hidden layer"),
@@ -162,8 +164,21 @@ def _resolve_section(raw, schema: dict, where: str, section: str) -> dict:
     return {key: out[key] if key in out else copy.deepcopy(spec[1]) for key, spec in schema.items()}
 
 
+def _model_schema(raw) -> dict:
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    return ELM_MODEL_SCHEMA if kind in ELM_TYPES else MODEL_SCHEMA
+
+
 def _check_ranges(recipe: dict, where: str) -> None:
     model, train = recipe["model"], recipe["training"]
+    if model["type"] in ELM_TYPES:
+        check_elm_model(recipe, where)
+    else:
+        _check_spiking_model(model, where)
+    _check_training(train, where)
+
+
+def _check_spiking_model(model: dict, where: str) -> None:
     hidden = model["hidden"]
     if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
         raise ConfigError(f"{where}: model.hidden must be a non-empty list of positive integers, got {hidden!r}")
@@ -171,6 +186,9 @@ def _check_ranges(recipe: dict, where: str) -> None:
         raise ConfigError(f"{where}: model.readout: {model['readout']!r} is not one of mean, max")
     if model["n_inputs"] is not None and model["n_inputs"] < 1:
         raise ConfigError(f"{where}: model.n_inputs must be >= 1, got {model['n_inputs']}")
+
+
+def _check_training(train: dict, where: str) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if train[key] < 1:
             raise ConfigError(f"{where}: training.{key} must be >= 1, got {train[key]}")
@@ -215,7 +233,7 @@ def resolve_recipe(raw, where: str = "recipe", default_name: str | None = None) 
         "task": top["task"],
         "description": top["description"],
         "dataset": _resolve_section(ds_raw, ds_schema, where, "dataset"),
-        "model": _resolve_section(raw.get("model"), MODEL_SCHEMA, where, "model"),
+        "model": _resolve_section(raw.get("model"), _model_schema(raw.get("model")), where, "model"),
         "training": _resolve_section(raw.get("training"), TRAINING_SCHEMA, where, "training"),
     }
     _check_ranges(recipe, where)

@@ -18,9 +18,9 @@ from neuroadapt.engine.checkpoint import load_checkpoint
 from neuroadapt.engine.config import load_yaml, resolve_recipe
 from neuroadapt.engine.models import build_model
 from neuroadapt.engine.runtime import CHECKPOINT, build_dataset
-from neuroadapt.errors import CheckpointError, ConfigError
+from neuroadapt.errors import CheckpointError, ConfigError, UnsupportedOptionError
 
-__all__ = ["load_run", "export_run", "verification_inputs"]
+__all__ = ["load_run", "export_run", "verification_inputs", "unsupported_reason"]
 
 
 def load_run(run_dir, data_root=None):
@@ -72,6 +72,16 @@ def target_options(target) -> list[str]:
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in common]
 
 
+def unsupported_reason(model) -> str | None:
+    """The ``export_unsupported_reason`` of the first module in ``model`` that has one (e.g. ELM
+    neurons, which no export target can represent), else ``None``."""
+    for module in model.modules():
+        reason = getattr(module, "export_unsupported_reason", None)
+        if reason:
+            return str(reason)
+    return None
+
+
 def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=None, n_verify: int | None = None,
                overwrite: bool = False, echo: bool = True, options: dict | None = None) -> dict:
     """Export a run directory's model to target ``to``; returns the target's report (also written
@@ -92,6 +102,9 @@ def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=No
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; choose another --out or remove it")
     model, recipe, dataset = load_run(run_dir, data_root)
+    refusal = unsupported_reason(model)
+    if refusal is not None:
+        raise UnsupportedOptionError(f"cannot export {run_dir} to {to}: {refusal}")
     dt = float(recipe["dataset"].get("dt") or 1e-3)
     inputs = labels = None
     if verify or getattr(target, "NEEDS_INPUTS", False):  # e.g. the events target runs the model

@@ -1,5 +1,7 @@
 """Models built from a recipe's ``model:`` section.
 
+``elm`` / ``branch_elm``: one ELM neuron, see :mod:`neuroadapt.engine.models_elm`.
+
 ``spiking_classifier``: input spikes (T, B, n_inputs) -> ``len(hidden)`` :class:`~neuroadapt.nn.LIFLayer`
 layers (leaky or synaptic, optionally recurrent) -> a non-spiking :class:`~neuroadapt.nn.LIReadout`
 -> logits (B, n_classes) = mean (or max) over time of the readout membrane.
@@ -92,7 +94,11 @@ def build_model(model_cfg: dict, n_inputs: int, n_classes: int) -> nn.Module:
     """
     cfg = dict(model_cfg)
     kind = cfg.pop("type", "spiking_classifier")
+    if kind in ("elm", "branch_elm"):
+        from neuroadapt.engine.models_elm import build_elm_classifier
+
+        return build_elm_classifier(cfg, n_inputs, n_classes)
     if kind != "spiking_classifier":
-        raise UnsupportedOptionError(f"model.type: {kind!r} is not supported; use spiking_classifier")
+        raise UnsupportedOptionError(f"model.type: {kind!r} is not supported; use spiking_classifier, elm or branch_elm")
     width = cfg.pop("n_inputs", None) or n_inputs
     return SpikingClassifier(n_inputs=width, n_classes=n_classes, **cfg)

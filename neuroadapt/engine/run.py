@@ -206,7 +206,8 @@ def _finish(recipe, run, net, dataset, history, train_time, dev, info, pos) -> d
         "world_size": info.world_size,
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
-        "architecture": {k: recipe["model"][k] for k in ("type", "hidden", "neuron", "recurrent", "readout")},
+        "architecture": {k: recipe["model"][k] for k in ("type", "hidden", "neuron", "recurrent", "readout", "n_memory",
+                                                          "n_branches", "synapses_per_branch") if k in recipe["model"]},
         "versions": {"neuroadapt": __import__("neuroadapt").__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }

@@ -113,7 +113,7 @@ def evaluate(model, dataset, split: str, batch_size: int, seed: int, device: tor
 
 
 @torch.no_grad()
-def record_sample(model, dataset, seed: int, device: torch.device, index: int = 0) -> dict:
+def record_sample(model, dataset, seed: int, device: torch.device, index: int = 0) -> dict | None:
     """Hidden-layer spikes and membrane of one test sample (as in evaluation batch 0), for plots."""
     net = _unwrap(model)
     was_training = net.training
@@ -123,6 +123,8 @@ def record_sample(model, dataset, seed: int, device: torch.device, index: int = 
     x, y = dataset.batch("test", idx, generator(seed, EVAL, 0))
     logits, trace = net(x[:, index : index + 1].to(device), record=True)
     net.train(was_training)
+    if not trace.get("hidden"):  # no spiking hidden layer (e.g. an ELM model): no raster / membrane plots
+        return None
     spk, mem = trace["hidden"][0]
     layer0 = net.layers[0]
     thr = getattr(getattr(layer0, "neuron", None), "threshold", None)

@@ -1,0 +1,122 @@
+"""The ELM input projection ``u = x @ W^T`` over all ``T·B`` rows, cheap for spike input.
+
+Spike trains are mostly zeros (SHD-like data: a few % of the entries), so on the CPU the
+projection and its weight gradient ``dW = g^T x`` run in a small C kernel
+(``_elm_kernels.c``) that does work only for the non-zero entries of ``x``: ``nnz · H``
+multiply-adds instead of ``T·B·n_in·H``.  It is used when ``x`` is a float32/float64 CPU tensor
+that needs no gradient and at most ``SPARSE_MAX_DENSITY`` of its entries are non-zero;
+otherwise (dense input, CUDA, no C compiler, ``NEUROADAPT_NO_CKERNEL=1``) it is a plain matrix
+multiply.  Both give the same numbers up to float summation order.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+from neuroadapt._io import atomic_path
+from neuroadapt.core._ckernel import _cache_dir, _compiler
+
+SPARSE_MAX_DENSITY = 0.15
+_SOURCE = Path(__file__).with_name("_elm_kernels.c")
+_FLAGS = ["-O3", "-fPIC", "-shared"]
+
+
+def _cpu_flags() -> list[str]:
+    """``-mavx2 -mfma`` where this CPU has them (the cache key includes the flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            words = set(next((ln for ln in fh if ln.startswith("flags")), "").split())
+    except OSError:
+        return []
+    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= words else []
+_lock = threading.Lock()
+_state: dict = {"tried": False, "lib": None}
+
+
+def _build():
+    src = _SOURCE.read_bytes()
+    cc = _compiler()
+    if cc is None:
+        return None
+    flags = _FLAGS + _cpu_flags()
+    key = hashlib.sha256(src + " ".join([cc, *flags]).encode() + os.uname().machine.encode()).hexdigest()[:16]
+    target = _cache_dir() / f"elm_kernels_{key}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target, suffix=".so") as tmp:
+            subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
+    lib = ctypes.CDLL(str(target))
+    p, lng = ctypes.c_void_p, ctypes.c_long
+    for name in ("elm_project_f32", "elm_project_f64", "elm_wgrad_f32", "elm_wgrad_f64"):
+        getattr(lib, name).argtypes = [p, p, p, lng, lng, lng]
+        getattr(lib, name).restype = None
+    return lib
+
+
+def kernels():
+    """The loaded kernel library, or ``None`` where it cannot be built."""
+    if os.environ.get("NEUROADAPT_NO_CKERNEL", "") not in ("", "0"):
+        return None
+    if not _state["tried"]:
+        with _lock:
+            if not _state["tried"]:
+                try:
+                    _state["lib"] = _build()
+                except Exception as exc:  # compiler missing or broken: dense matmul instead
+                    warnings.warn(f"neuroadapt: ELM input kernels unavailable ({exc}); using dense matmul",
+                                  RuntimeWarning)
+                _state["tried"] = True
+    return _state["lib"]
+
+
+def _ptr(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+class _SparseProject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x2, w, lib, sfx):
+        wt = w.detach().t().contiguous()
+        out = torch.empty(x2.shape[0], w.shape[0], dtype=x2.dtype)
+        getattr(lib, f"elm_project_{sfx}")(_ptr(x2), _ptr(wt), _ptr(out), x2.shape[0], x2.shape[1], w.shape[0])
+        ctx.save_for_backward(x2)
+        ctx.lib, ctx.sfx = lib, sfx
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (x2,) = ctx.saved_tensors
+        g = g.contiguous()
+        gwt = torch.empty(x2.shape[1], g.shape[1], dtype=g.dtype)
+        getattr(ctx.lib, f"elm_wgrad_{ctx.sfx}")(_ptr(x2), _ptr(g), _ptr(gwt), x2.shape[0], x2.shape[1], g.shape[1])
+        return None, gwt.t(), None, None
+
+
+def _density(x2: torch.Tensor) -> float:
+    """Fraction of non-zero entries, estimated from at most ~512 evenly spaced rows (cheap)."""
+    step = max(1, x2.shape[0] // 512)
+    rows = x2[::step]
+    return float(torch.count_nonzero(rows)) / max(1, rows.numel())
+
+
+def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring)."""
+    shape = x.shape
+    x2 = x.reshape(-1, shape[-1])
+    use = (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+           and w.dtype == x.dtype and not x.requires_grad)
+    lib = kernels() if use else None
+    if lib is not None and _density(x2) <= SPARSE_MAX_DENSITY:
+        sfx = "f32" if x.dtype == torch.float32 else "f64"
+        out = _SparseProject.apply(x2.contiguous(), w, lib, sfx)
+    else:
+        out = x2 @ w.t()
+    return out.view(*shape[:-1], w.shape[0])

@@ -1,0 +1,142 @@
+"""The ELM memory recurrence over ``T`` steps, fused, with a hand-written backward pass.
+
+What is left of the ELM neuron once the synaptic traces and the input half of the first MLP
+layer have been computed for all steps at once (:func:`neuroadapt.core.elm.elm_sequence`)::
+
+    z_t   = zin_t + W_rec m_{t-1}                 W_rec = W_mem diag(κ_m)   (H, d_m)
+    h_t   = act(z_t);  h_t = act(W_k h_t + b_k)   for the extra hidden layers k
+    o_t   = W_out h_t + b_out
+    m_t   = κ_m ⊙ m_{t-1} + g ⊙ 1.7159 tanh(2/3 o_t)
+
+The forward loop runs without an autograd graph (four to six small ops per step, results
+written into preallocated ``(T, B, ·)`` buffers).  The backward pass is one reverse loop
+(two matrix products per step) followed by a handful of large matrix products for the
+weight gradients over all steps; memory kept for backward: the pre-activations ``z``, the
+tanh values and ``m``.  Gradients flow to ``zin``, ``m0``, ``W_rec``, the MLP weights,
+``κ_m`` (the explicit decay of the update) and ``g``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neuroadapt.errors import ShapeError, UnsupportedOptionError
+
+TANH_A, TANH_B = 1.7159, 2.0 / 3.0   # LeCun's scaled tanh: A tanh(B x)
+ACTIVATIONS = ("relu", "silu", "tanh")
+
+
+def activation(name: str):
+    """The MLP non-linearity ``name`` as a function (``relu``, ``silu`` or ``tanh``)."""
+    if name == "relu":
+        return torch.relu
+    if name == "silu":
+        return torch.nn.functional.silu
+    if name == "tanh":
+        return torch.tanh
+    raise UnsupportedOptionError(f"mlp activation {name!r} is not supported; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def _act_and_deriv(z: torch.Tensor, name: str):
+    if name == "relu":
+        return torch.relu(z), (z > 0).to(z.dtype)
+    if name == "silu":
+        s = torch.sigmoid(z)
+        return z * s, s * (1 + z * (1 - s))
+    t = torch.tanh(z)
+    return t, 1 - t * t
+
+
+class _MemoryScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, zin, m0, w_rec, w_out, b_out, kappa, gain, act_name, *hidden):
+        T, B, H = zin.shape
+        act = activation(act_name)
+        n_hidden = len(hidden) // 2
+        Z = [torch.empty_like(zin)] + [torch.empty(T, B, hidden[2 * k].shape[0], dtype=zin.dtype,
+                                                   device=zin.device) for k in range(n_hidden)]
+        D = m0.shape[-1]
+        S = torch.empty(T, B, D, dtype=zin.dtype, device=zin.device)   # σ(2B o_t): A tanh(B o) = A (2σ(2B o) - 1)
+        M = torch.empty_like(S)
+        # right-hand matrices contiguous (addmm with a transposed view is up to 2x slower on CPU);
+        # the output layer pre-scaled by 2B, so that A tanh(B o) = A (2 σ(2B o) - 1) needs one sigmoid
+        # (about 3x cheaper than tanh on CPU) and m_t = (-A g + κ m) + 2A g σ two fused multiply-adds
+        w_rec_t = w_rec.t().contiguous()
+        w_out_t2, b_out2 = (w_out.t() * (2 * TANH_B)).contiguous(), b_out * (2 * TANH_B)
+        hidden_t = [hidden[2 * k].t().contiguous() for k in range(n_hidden)]
+        neg_g1, g2 = gain * -TANH_A, gain * (2 * TANH_A)
+        m = m0
+        for t in range(T):
+            h = act(torch.addmm(zin[t], m, w_rec_t, out=Z[0][t]))
+            for k in range(n_hidden):
+                h = act(torch.addmm(hidden[2 * k + 1], h, hidden_t[k], out=Z[k + 1][t]))
+            sg = torch.sigmoid(torch.addmm(b_out2, h, w_out_t2), out=S[t])
+            m = torch.addcmul(torch.addcmul(neg_g1, kappa, m), g2, sg, out=M[t])
+        ctx.save_for_backward(m0, w_rec, w_out, kappa, gain, M, S, *Z, *hidden)
+        ctx.act_name, ctx.n_hidden = act_name, n_hidden
+        return M
+
+    @staticmethod
+    def backward(ctx, gM):
+        saved = ctx.saved_tensors
+        m0, w_rec, w_out, kappa, gain, M, S = saved[:7]
+        n_hidden = ctx.n_hidden
+        Z = list(saved[7 : 8 + n_hidden])
+        hidden = saved[8 + n_hidden :]
+        T, B, D = M.shape
+        acts, derivs = zip(*[_act_and_deriv(z, ctx.act_name) for z in Z])
+        C = (gain * (4 * TANH_A * TANH_B)) * S * (1 - S)   # d m_t / d o_t = g A B (1 - tanh²)
+        G = torch.empty_like(M)                           # dL/dm_t, total
+        dO = torch.empty_like(M)
+        dZ = [torch.empty_like(z) for z in Z]
+        gM = torch.zeros_like(M) if gM is None else gM
+        # G_t = gM_t + κ G_{t+1} + W_rec^T dz_{t+1}: one addcmul and one addmm per step
+        g_next = dz_next = None
+        for t in range(T - 1, -1, -1):
+            if g_next is None:
+                g = G[t].copy_(gM[t])
+            else:
+                g = torch.addmm(torch.addcmul(gM[t], kappa, g_next), dz_next, w_rec, out=G[t])
+            dh = torch.mm(torch.mul(g, C[t], out=dO[t]), w_out)
+            for k in range(n_hidden, 0, -1):
+                dh = torch.mm(torch.mul(dh, derivs[k][t], out=dZ[k][t]), hidden[2 * (k - 1)])
+            dz_next = torch.mul(dh, derivs[0][t], out=dZ[0][t])
+            g_next = g
+        carry = torch.addmm(kappa * g_next, dz_next, w_rec)   # dL/dm_0
+        need = ctx.needs_input_grad
+        Mprev = torch.cat([m0.unsqueeze(0), M[:-1]], 0)
+
+        def flat(a):
+            return a.reshape(-1, a.shape[-1])
+
+        d_zin = dZ[0] if need[0] else None
+        d_m0 = carry if need[1] else None
+        d_wrec = flat(dZ[0]).t() @ flat(Mprev) if need[2] else None
+        d_wout = flat(dO).t() @ flat(acts[-1]) if need[3] else None
+        d_bout = flat(dO).sum(0) if need[4] else None
+        d_kappa = flat(G * Mprev).sum(0) if need[5] else None
+        d_gain = flat(G * (2 * S - 1)).sum(0) * TANH_A if need[6] else None
+        d_hidden = []
+        for k in range(n_hidden):
+            d_hidden.append(flat(dZ[k + 1]).t() @ flat(acts[k]) if need[8 + 2 * k] else None)
+            d_hidden.append(flat(dZ[k + 1]).sum(0) if need[9 + 2 * k] else None)
+        return (d_zin, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, None, *d_hidden)
+
+
+def memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act: str = "relu", hidden=()):
+    """Run the ELM memory recurrence (module docstring) over ``zin`` of shape ``(T, B, H)``.
+
+    ``m0``: ``(B, d_m)``; ``w_rec``: ``(H, d_m)``; ``w_out``: ``(d_m, H_last)``; ``b_out``, ``kappa``,
+    ``gain``: ``(d_m,)``; ``hidden``: ``[(W_k, b_k), ...]`` of the MLP's extra hidden layers.
+    Returns the memory ``m_t`` for every step, ``(T, B, d_m)``.
+    """
+    if zin.dim() != 3:
+        raise ShapeError(f"memory_scan expects zin of shape (T, B, H), got {tuple(zin.shape)}")
+    T, B, H = zin.shape
+    D = w_rec.shape[1]
+    if tuple(w_rec.shape) != (H, D) or tuple(m0.shape) != (B, D):
+        raise ShapeError(f"memory_scan: w_rec {tuple(w_rec.shape)} / m0 {tuple(m0.shape)} do not fit "
+                         f"zin {tuple(zin.shape)}; expected ({H}, d_m) and ({B}, d_m)")
+    activation(act)  # validates the name
+    flat = [t for layer in hidden for t in layer]
+    return _MemoryScan.apply(zin.contiguous(), m0.contiguous(), w_rec, w_out, b_out, kappa, gain, act, *flat)
