@@ -11,11 +11,11 @@ from neuroadapt.engine.models import build_model
 from neuroadapt.engine.runtime import CHECKPOINT, apply_runtime, build_dataset, read_metrics
 from neuroadapt.errors import CheckpointError
 
-__all__ = ["evaluate_run"]
+__all__ = ["evaluate_run", "read_run_recipe", "load_trained"]
 
 
-def evaluate_run(run_dir, data_root=None, device: str | None = None, echo: bool = True) -> dict:
-    """Re-evaluate a run directory's checkpoint on its test split (writes nothing)."""
+def read_run_recipe(run_dir, data_root=None) -> tuple[Path, dict]:
+    """The resolved recipe of a run directory (``config.yaml``), with ``data_root`` applied."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory not found: {run_dir}")
@@ -24,6 +24,26 @@ def evaluate_run(run_dir, data_root=None, device: str | None = None, echo: bool 
     recipe = resolve_recipe(load_yaml(run_dir / "config.yaml", "run config"), str(run_dir / "config.yaml"))
     if data_root is not None:
         recipe["dataset"]["root"] = os.fspath(data_root)
+    return run_dir, recipe
+
+
+def load_trained(run_dir: Path, recipe: dict):
+    """``(model, dataset, checkpoint)``: the checkpoint's weights in the model ``recipe`` describes
+    (on the CPU, in eval mode)."""
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    dataset = build_dataset(recipe)
+    model = build_model(recipe["model"], dataset.n_inputs, dataset.n_classes)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit the model in config.yaml: "
+                              f"{str(exc).splitlines()[0]}") from None
+    return model.eval(), dataset, ckpt
+
+
+def evaluate_run(run_dir, data_root=None, device: str | None = None, echo: bool = True) -> dict:
+    """Re-evaluate a run directory's checkpoint on its test split (writes nothing)."""
+    run_dir, recipe = read_run_recipe(run_dir, data_root)
     cfg = recipe["training"]
     dev = tr.resolve_device(device or cfg["device"])
     restore = apply_runtime(cfg, dev)
@@ -34,14 +54,8 @@ def evaluate_run(run_dir, data_root=None, device: str | None = None, echo: bool 
 
 
 def _evaluate(run_dir: Path, recipe: dict, cfg: dict, dev, echo: bool) -> dict:
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
-    dataset = build_dataset(recipe)
-    model = build_model(recipe["model"], dataset.n_inputs, dataset.n_classes).to(dev)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit the model in config.yaml: "
-                              f"{str(exc).splitlines()[0]}") from None
+    model, dataset, ckpt = load_trained(run_dir, recipe)
+    model = model.to(dev)
     result = tr.evaluate(model, dataset, "test", cfg["eval_batch_size"], cfg["seed"], dev)
     out = {"task": recipe["task"], "dataset": recipe["dataset"]["name"], "model": recipe["name"],
            "test_accuracy": result["accuracy"], "test_loss": result["loss"], "n_test": result["n"],

@@ -14,11 +14,8 @@ from pathlib import Path
 import torch
 
 from neuroadapt.engine import trainer as tr
-from neuroadapt.engine.checkpoint import load_checkpoint
-from neuroadapt.engine.config import load_yaml, resolve_recipe
-from neuroadapt.engine.models import build_model
-from neuroadapt.engine.runtime import CHECKPOINT, build_dataset
-from neuroadapt.errors import CheckpointError, ConfigError, UnsupportedOptionError
+from neuroadapt.engine.evaluate import load_trained, read_run_recipe
+from neuroadapt.errors import ConfigError, UnsupportedOptionError
 
 __all__ = ["load_run", "export_run", "verification_inputs", "unsupported_reason"]
 
@@ -26,23 +23,9 @@ __all__ = ["load_run", "export_run", "verification_inputs", "unsupported_reason"
 def load_run(run_dir, data_root=None):
     """``(model, recipe, dataset)`` of a run directory: the checkpoint's weights in the model its
     ``config.yaml`` describes, in eval mode on the CPU."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory not found: {run_dir}")
-    if not (run_dir / "config.yaml").is_file():
-        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml)")
-    recipe = resolve_recipe(load_yaml(run_dir / "config.yaml", "run config"), str(run_dir / "config.yaml"))
-    if data_root is not None:
-        recipe["dataset"]["root"] = os.fspath(data_root)
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
-    dataset = build_dataset(recipe)
-    model = build_model(recipe["model"], dataset.n_inputs, dataset.n_classes)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{run_dir / CHECKPOINT} does not fit the model in config.yaml: "
-                              f"{str(exc).splitlines()[0]}") from None
-    return model.eval(), recipe, dataset
+    run_dir, recipe = read_run_recipe(run_dir, data_root)
+    model, dataset, _ = load_trained(run_dir, recipe)
+    return model, recipe, dataset
 
 
 def verification_inputs(dataset, recipe: dict, n: int | None = None):
