@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -39,14 +38,11 @@ SETUPS = {
 
 
 def _write_atomic(path, write):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``write(tmp_path)``, then ``tmp_path`` becomes ``path`` (neuroadapt's atomic write)."""
+    from neuroadapt._io import atomic_path
+
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _torch_runs(elm, spikes):

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -49,14 +48,11 @@ def _torch_run(spikes, weights, neuron, params, reset):
 
 
 def _write_atomic(path, write):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    os.close(fd)
-    try:
+    """``write(tmp_path)``, then ``tmp_path`` becomes ``path`` (neuroadapt's atomic write)."""
+    from neuroadapt._io import atomic_path
+
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _figure(runs, dt, path, title):
