@@ -327,3 +327,30 @@ def saved_tensor_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fn()
     return sum(seen.values())
+
+
+def timed_bench(name: str, cfg: dict, device: torch.device, build: Callable, check: Callable,
+                ratios: Callable, describe: Mapping) -> dict:
+    """The common body of a speed benchmark: ``build(cfg, device)`` (a dict with ``peers``), the
+    correctness ``check(setup)``, interleaved timing, and the result object of the bench contract
+    (median ms per peer, ``ratios(results)``, the environment, ``describe`` and the noisy peers --
+    a spread over 20 % of the median means the machine was busy)."""
+    with num_threads(cfg["threads"]):
+        setup = build(cfg, device)
+        peers: List[Peer] = list(setup["peers"].values())
+        checks = check(setup)
+        times = time_interleaved(peers, device, cfg["warmup"], cfg["repeats"])
+        env = environment(device)
+    stats = {n: summarize(v) for n, v in times.items()}
+    results = {n: st["median"] for n, st in stats.items()}
+    config = dict(cfg)
+    config.update(env)
+    config.update({"dtype": "float32",
+                   "measure": "median ms of forward + loss + backward per call, after warm-up; "
+                              "peers interleaved round-robin",
+                   **describe,
+                   "peers": {p.name: p.what for p in peers},
+                   "stats_ms": stats})
+    config.update(checks)
+    config["noisy_peers"] = [n for n, st in stats.items() if st["n"] >= 4 and st["iqr"] > 0.2 * st["median"]]
+    return {"bench": name, "config": config, "results_ms": results, "ratios": ratios(results)}

@@ -22,22 +22,14 @@ and snnTorch produce identical spikes (``spikes_identical``) and close weight gr
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import Dict
 
 import torch
 import torch.nn as nn
 
 from neuroadapt.errors import UnsupportedOptionError
 
-from .common import (
-    Peer,
-    environment,
-    merge_config,
-    num_threads,
-    resolve_device,
-    summarize,
-    time_interleaved,
-)
+from .common import Peer, merge_config, resolve_device, timed_bench
 
 NAME = "lif"
 ALL_PEERS = ("neuroadapt", "snntorch", "norse", "norse_box", "floor")
@@ -234,32 +226,13 @@ def ratios(results: Dict[str, float]) -> Dict[str, float]:
 
 def run(config_overrides=None) -> dict:
     cfg = merge_config(DEFAULTS, config_overrides, QUICK)
-    device = resolve_device(cfg["device"])
     torch.manual_seed(cfg["seed"])
-    with num_threads(cfg["threads"]):
-        setup = build(cfg, device)
-        peers: List[Peer] = list(setup["peers"].values())
-        checks = check(setup)
-        times = time_interleaved(peers, device, cfg["warmup"], cfg["repeats"])
-        env = environment(device)
-    stats = {name: summarize(v) for name, v in times.items()}
-    results = {name: s["median"] for name, s in stats.items()}
-    config = dict(cfg)
-    config.update(env)
-    config.update({
-        "dtype": "float32",
-        "measure": "median ms of forward + loss + backward per call, after warm-up; "
-                   "peers interleaved round-robin",
+    result = timed_bench(NAME, cfg, resolve_device(cfg["device"]), build, check, ratios, {
         "loss": "sum(output * fixed randn(T, B, out))",
         "input": f"Bernoulli spikes, p={cfg['input_rate']}",
-        "peers": {p.name: p.what for p in peers},
-        "stats_ms": stats,
     })
-    if "norse" in results or "norse_box" in results:
-        config["norse_note"] = ("Norse's sequence modules index input[t] in a Python loop; each index "
-                                "costs a full (T,B,N) zero tensor in backward (select_backward): "
-                                "O(T^2) memory traffic")
-    config.update(checks)
-    # a spread this wide means the machine was busy: do not publish these numbers
-    config["noisy_peers"] = [n for n, st in stats.items() if st["n"] >= 4 and st["iqr"] > 0.2 * st["median"]]
-    return {"bench": NAME, "config": config, "results_ms": results, "ratios": ratios(results)}
+    if "norse" in result["results_ms"] or "norse_box" in result["results_ms"]:
+        result["config"]["norse_note"] = (
+            "Norse's sequence modules index input[t] in a Python loop; each index costs a full (T,B,N) "
+            "zero tensor in backward (select_backward): O(T^2) memory traffic")
+    return result
