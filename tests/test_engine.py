@@ -100,6 +100,20 @@ def test_model_errors():
     assert build_model(cfg, n_inputs=64, n_classes=10).n_inputs == 9
 
 
+def test_dropout_only_in_training():
+    torch.manual_seed(0)
+    plain = SpikingClassifier(12, 3, hidden=[8], recurrent=True, threshold=0.1)
+    torch.manual_seed(0)
+    dropped = SpikingClassifier(12, 3, hidden=[8], recurrent=True, threshold=0.1, dropout=0.5)
+    x = (torch.rand(20, 4, 12) < 0.5).float()
+    dropped.eval()
+    assert torch.equal(dropped(x), plain(x))  # evaluation (and export) see the plain network
+    dropped.train()
+    assert not torch.equal(dropped(x), plain(x))
+    with pytest.raises(UnsupportedOptionError, match="model.dropout"):
+        SpikingClassifier(12, 3, dropout=1.0)
+
+
 def test_check_finite():
     check_finite(torch.zeros(2, 2), "x")
     with pytest.raises(InvalidInputError, match="1 NaN/inf"):
@@ -208,6 +222,17 @@ def test_run_directory_contents_and_determinism(tmp_path):
     # --overwrite replaces a finished run only once the new one is complete
     train(path, out=out, seed=5, overwrite=True, echo=False)
     assert yaml.safe_load((out / "config.yaml").read_text())["training"]["seed"] == 5
+
+
+def test_eval_every_scores_some_epochs_and_always_the_last(tmp_path):
+    recipe = dict(TINY, training=dict(TINY["training"], epochs=3, eval_every=2, plots=True))
+    metrics = train(_write(tmp_path, recipe), out=tmp_path / "run", echo=False)
+    assert ["test_accuracy" in h for h in metrics["history"]] == [False, True, True]
+    assert metrics["test_accuracy"] == metrics["history"][-1]["test_accuracy"]
+    assert "epoch 1/3: train loss" in (tmp_path / "run" / "log.txt").read_text()
+    assert (tmp_path / "run" / "plots" / "accuracy.png").is_file()
+    with pytest.raises(ConfigError, match="eval_every"):
+        resolve_recipe(dict(TINY, training=dict(TINY["training"], eval_every=0)))
 
 
 def test_api_restores_thread_count(tmp_path):

@@ -17,8 +17,10 @@ HANG_ENV = "NEUROADAPT_TEST_HANG_AFTER_STEP"
 TINY = {
     "name": "tiny",
     "dataset": {"name": "digits", "n_steps": 8, "max_train": 96, "max_test": 48},
-    "model": {"hidden": [16], "recurrent": True},
+    # dropout: the resumed run must draw the same masks (they are seeded per batch)
+    "model": {"hidden": [16], "recurrent": True, "dropout": 0.3},
     "training": {"epochs": 3, "batch_size": 16, "eval_batch_size": 48, "lr": 5.0e-3, "checkpoint_every": 3,
+                 "label_smoothing": 0.1,
                  "threads": 1, "plots": False, "progress": False},
 }
 

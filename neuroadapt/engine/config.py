@@ -53,6 +53,7 @@ MODEL_SCHEMA = {
     "bias": (bool, True, "bias in the linear layers"),
     "readout": (str, "mean", "logits from the readout membrane: 'mean' or 'max' over time"),
     "readout_beta": (_NUM, 0.9, "decay of the leaky-integrator readout"),
+    "dropout": (_NUM, 0.0, "training only: drop each hidden spike with this probability (inverted dropout)"),
     "n_inputs": ((int, _NONE), None, "input width (null: taken from the data set)"),
 }
 
@@ -60,11 +61,13 @@ TRAINING_SCHEMA = {
     "epochs": (int, 10, "passes over the training set"),
     "batch_size": (int, 64, "global batch size (split across DDP ranks)"),
     "eval_batch_size": (int, 256, "batch size for evaluation"),
+    "eval_every": (int, 1, "score the test split every N epochs (and always after the last)"),
     "optimizer": (str, "adam", "'adam', 'adamw' or 'sgd'"),
     "lr": (_NUM, 1e-3, "learning rate"),
     "weight_decay": (_NUM, 0.0, "weight decay"),
     "momentum": (_NUM, 0.9, "momentum (sgd only)"),
     "scheduler": (str, "none", "'none' or 'cosine' (per epoch, down to 0 at the last epoch)"),
+    "label_smoothing": (_NUM, 0.0, "label smoothing of the cross-entropy loss (0: off)"),
     "grad_clip": ((_NUM, _NONE), None, "clip the gradient norm to this value (null: off)"),
     "checkpoint_every": (int, 0, "also checkpoint every N optimizer steps (0: only at epoch ends)"),
     "seed": (int, 0, "seed of every RNG (the CLI's --seed overrides it)"),
@@ -189,7 +192,7 @@ def _check_spiking_model(model: dict, where: str) -> None:
 
 
 def _check_training(train: dict, where: str) -> None:
-    for key in ("epochs", "batch_size", "eval_batch_size"):
+    for key in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
         if train[key] < 1:
             raise ConfigError(f"{where}: training.{key} must be >= 1, got {train[key]}")
     for key in ("checkpoint_every", "seed"):

@@ -4,7 +4,8 @@
 
 ``spiking_classifier``: input spikes (T, B, n_inputs) -> ``len(hidden)`` :class:`~neuroadapt.nn.LIFLayer`
 layers (leaky or synaptic, optionally recurrent) -> a non-spiking :class:`~neuroadapt.nn.LIReadout`
--> logits (B, n_classes) = mean (or max) over time of the readout membrane.
+-> logits (B, n_classes) = mean (or max) over time of the readout membrane.  ``dropout`` drops
+hidden spikes while training (inverted dropout; nothing in eval mode).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class SpikingClassifier(nn.Module):
                  recurrent: bool = False, beta: float = 0.9, alpha: float = 0.8, threshold: float = 1.0,
                  reset: str = "subtract", learn_beta: bool = False, learn_alpha: bool = False,
                  learn_threshold: bool = False, surrogate: str | None = None, surrogate_slope: float = 25.0,
-                 bias: bool = True, readout: str = "mean", readout_beta: float = 0.9):
+                 bias: bool = True, readout: str = "mean", readout_beta: float = 0.9, dropout: float = 0.0):
         super().__init__()
         from neuroadapt.nn import LIFLayer, LIReadout
 
@@ -51,7 +52,11 @@ class SpikingClassifier(nn.Module):
             raise UnsupportedOptionError(f"model.reset: {reset!r} is not supported; choose one of {', '.join(RESETS)}")
         if readout not in ("mean", "max"):
             raise UnsupportedOptionError(f"model.readout: {readout!r} is not supported; choose mean or max")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise UnsupportedOptionError(f"model.dropout: {dropout!r} must be in [0, 1)")
         self.n_inputs, self.n_classes, self.readout_mode = int(n_inputs), int(n_classes), readout
+        # spike dropout between layers, training only (a no-op in eval mode, so export is unaffected)
+        self.dropout = nn.Dropout(float(dropout)) if dropout else None
         spike_grad = _surrogate(surrogate, surrogate_slope)
         layers, width = [], self.n_inputs
         for size in hidden:
@@ -79,6 +84,8 @@ class SpikingClassifier(nn.Module):
                 trace.append((x, mem))
             else:
                 x = layer(x)
+            if self.dropout is not None:
+                x = self.dropout(x)
         mem_out = self.readout(x)
         logits = mem_out.mean(0) if self.readout_mode == "mean" else mem_out.amax(0)
         if record:

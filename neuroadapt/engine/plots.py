@@ -39,7 +39,8 @@ def write_plots(plot_dir: str | Path, history: list[dict], sample: dict | None =
     for name, key, ylabel in (("loss.png", "loss", "cross-entropy loss"), ("accuracy.png", "accuracy", "accuracy")):
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"test_{key}"] for h in history], "s-", label="test")
+        scored = [h for h in history if f"test_{key}" in h]  # training.eval_every may skip epochs
+        ax.plot([h["epoch"] for h in scored], [h[f"test_{key}"] for h in scored], "s-", label="test")
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

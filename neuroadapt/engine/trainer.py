@@ -22,7 +22,7 @@ from neuroadapt.errors import ConfigError, InvalidInputError
 __all__ = ["seed_for", "check_finite", "resolve_device", "make_optimizer", "lr_at", "evaluate",
            "train_epoch", "record_sample", "ORDER", "TRAIN", "EVAL"]
 
-ORDER, TRAIN, EVAL = 1, 2, 3
+ORDER, TRAIN, EVAL, NOISE = 1, 2, 3, 4
 #: test hook: after the checkpoint of this global step is written, stop working (sleep) so a
 #: test can ``kill -9`` the process at a known point. Never set it outside tests.
 HANG_ENV = "NEUROADAPT_TEST_HANG_AFTER_STEP"
@@ -151,8 +151,10 @@ def train_epoch(model, optimizer, dataset, cfg: dict, seed: int, epoch: int, sta
         check_finite(x, f"training batch {b} of epoch {epoch + 1}")
         pos = dist_.shard(torch.arange(len(idx)), info)
         x, y = x[:, pos].to(device), y[pos].to(device)
+        # the model's own randomness (dropout) is seeded per batch, so a resumed run draws the same masks
+        torch.manual_seed(seed_for(seed, NOISE, epoch, b, info.rank))
         logits = model(x)
-        loss_sum = F.cross_entropy(logits, y, reduction="sum")
+        loss_sum = F.cross_entropy(logits, y, reduction="sum", label_smoothing=float(cfg["label_smoothing"]))
         # sum over this rank's samples * world / global batch: after DDP's gradient average this
         # is exactly the gradient of the mean loss over the global batch
         loss = loss_sum * (info.world_size / len(idx))
