@@ -143,3 +143,19 @@ def test_bad_input_errors():
         HLOP(nn.Linear(3, 3), layers=["fc9"])
     with pytest.raises(UnsupportedOptionError, match="proj_type"):
         HLOP(nn.Linear(3, 3), proj_type="fold")
+
+
+def test_fast_update_equals_reference_formula():
+    """The block update (only new rows) equals oja_subspace_update with frozen rows zeroed."""
+    from neuroadapt.learn.hlop import oja_subspace_update
+
+    torch.manual_seed(0)
+    x = torch.randn(50, 12, dtype=torch.float64)
+    a = LateralSubspace("a", 12, lr=0.05, momentum=0.9, iterations=3, clamp=0.5, dtype=torch.float64)
+    a.add(3, torch.Generator().manual_seed(0)); a.hebbian(x); a.merge(); a.add(2, torch.Generator().manual_seed(1))
+    H, V = a.H.clone(), a.V.clone()
+    for _ in range(3):
+        V = 0.9 * V + 0.1 * oja_subspace_update(H, x, n_frozen=3, clamp=0.5)
+        H = H + 0.05 * V
+    a.hebbian(x)
+    assert torch.allclose(a.H, H, atol=1e-12)

@@ -120,10 +120,23 @@ class LateralSubspace:
         if self.size == self.n_old or x.shape[0] == 0:
             return
         x = x.to(self.H)
+        k = self.n_old
+        # Only the new rows change: dH_new = y_new^T x - (y_new^T y) H, y = [y_old, y_new]; y_old is
+        # fixed during the repetitions, so it is computed once (same numbers as the full update).
+        y_old = x @ self.H[:k].t() if k else None
         for _ in range(self.iterations):
-            dH = oja_subspace_update(self.H, x, self.n_old, self.clamp)
-            self.V.mul_(self.momentum).add_(dH, alpha=1.0 - self.momentum)
-            self.H.add_(self.V, alpha=self.lr)
+            Hn = self.H[k:]
+            y_new = x @ Hn.t()
+            yy = y_new.t() @ y_new
+            dH = y_new.t() @ x - yy @ Hn
+            if k:
+                dH -= (y_new.t() @ y_old) @ self.H[:k]
+            dH /= x.shape[0]
+            if self.clamp is not None:
+                dH.clamp_(-self.clamp, self.clamp)
+            Vn = self.V[k:]
+            Vn.mul_(self.momentum).add_(dH, alpha=1.0 - self.momentum)
+            self.H[k:] += self.lr * Vn
 
     @property
     def old(self) -> torch.Tensor:
