@@ -83,8 +83,9 @@ class LateralSubspace:
     """The lateral neurons of one layer: ``H`` (M, n), its momentum ``V``, and the block split."""
 
     def __init__(self, name: str, n: int, lr: float, momentum: float, iterations: int, clamp: float,
-                 device=None, dtype=torch.float32):
+                 device=None, dtype=torch.float32, orthogonal_init: bool = True):
         self.name, self.n = name, int(n)
+        self.orthogonal_init = bool(orthogonal_init)
         self.lr, self.momentum, self.iterations, self.clamp = float(lr), float(momentum), int(iterations), clamp
         self.H = torch.zeros(0, self.n, device=device, dtype=dtype)
         self.V = torch.zeros_like(self.H)
@@ -102,12 +103,18 @@ class LateralSubspace:
                               f"input dimension {self.n}; use at most {self.n - self.size} new neurons here")
         if m == 0:
             return
-        new = torch.empty(m, self.n, dtype=torch.float64)
-        g = torch.randn(max(m, self.n), min(m, self.n), generator=generator, dtype=torch.float64)
+        g = torch.randn(self.n, m, generator=generator, dtype=torch.float64)
+        if self.orthogonal_init and self.size:
+            # start in the orthogonal complement of the existing rows: the Oja rule removes overlap
+            # with old rows only along directions the new data excites, so overlap left by a random
+            # start would stay and I - H^T H would no longer be a projector
+            Hd = self.H.to(torch.float64)
+            q0, _ = torch.linalg.qr(Hd.t())
+            g = g - q0 @ (q0.t() @ g)
+            g = g - q0 @ (q0.t() @ g)
         q, r = torch.linalg.qr(g)
         q = q * torch.sign(torch.diagonal(r))
-        new.copy_(q.t()[:m] if m <= self.n else q[:m])
-        new = new.to(self.H)
+        new = q.t().contiguous().to(self.H)
         self.H = torch.cat([self.H, new], 0)
         self.V = torch.cat([self.V, torch.zeros_like(new)], 0)
 
@@ -162,12 +169,15 @@ class HLOP:
     ``exclude``); ``lr``: Hebbian rate, one float or {name: float}; ``proj_type``: "weight" or
     "input"; ``max_rows``: at most this many presynaptic rows per layer and batch feed the Hebbian
     update (a random subset; None = all, as in the reference); ``freeze_norm``: hold normalisation
-    layers in eval mode and 1-D parameters fixed from the second task on.
+    layers in eval mode and 1-D parameters fixed from the second task on; ``orthogonal_init``:
+    new neurons start orthonormal *and orthogonal to the existing rows* (False: orthonormal among
+    themselves only, as the reference code's initialiser).
     """
 
     def __init__(self, model: nn.Module, layers=None, exclude=(), lr=0.01, momentum: float = 0.9,
                  iterations: int = 5, clamp: float | None = 10.0, proj_type: str = "weight",
-                 max_rows: int | None = None, freeze_norm: bool = True, seed: int = 0):
+                 max_rows: int | None = None, freeze_norm: bool = True, seed: int = 0,
+                 orthogonal_init: bool = True):
         if proj_type not in PROJ_TYPES:
             raise UnsupportedOptionError(f"HLOP proj_type {proj_type!r}: choose one of {', '.join(PROJ_TYPES)}")
         if iterations < 1:
@@ -211,7 +221,7 @@ class HLOP:
             if rate is None:
                 raise ConfigError(f"HLOP lr: no Hebbian rate for layer {n!r} (given for {sorted(lr)})")
             self.subspaces[n] = LateralSubspace(n, width, rate, momentum, iterations, clamp,
-                                                device=m.weight.device)
+                                                device=m.weight.device, orthogonal_init=orthogonal_init)
         self._records = {n: _Record() for n in self.modules}
         self.task = -1
         self.collecting = True
