@@ -159,3 +159,15 @@ def test_fast_update_equals_reference_formula():
         H = H + 0.05 * V
     a.hebbian(x)
     assert torch.allclose(a.H, H, atol=1e-12)
+
+
+def test_projector_matrix_path_equals_factored_form():
+    torch.manual_seed(0)
+    sub = LateralSubspace("a", 10, lr=0.0, momentum=0.0, iterations=1, clamp=None, dtype=torch.float64)
+    sub.add(7, torch.Generator().manual_seed(0))
+    sub.H += 0.01 * torch.randn(7, 10, dtype=torch.float64)      # not exactly orthonormal
+    sub.merge()
+    rows = torch.randn(5, 10, dtype=torch.float64)
+    expect = rows - (rows @ sub.H.t()) @ sub.H
+    assert 2 * sub.n_old > sub.n
+    assert torch.allclose(sub.project_rows(rows), expect, atol=1e-12)

@@ -40,6 +40,8 @@ CONTINUAL_SCHEMA = {
     "eval_split": (str, "test", "split the accuracy matrix is measured on", ("val", "test")),
     "methods": (list, list(METHODS), "methods run, in order"),
     "multitask_epochs": ((int, type(None)), None, "epochs of joint training (null: training.epochs)"),
+    "lr_later": ((_NUM, type(None)), None, "learning rate of every task after the first, all sequential "
+                                           "methods (the reference's -lr_continual; null: training.lr)"),
 }
 HLOP_SCHEMA = {
     "lr": ((_NUM, dict), 0.01, "Hebbian rate (one number, or {layer: rate})"),
@@ -145,7 +147,8 @@ def run_method(method: str, recipe: dict, seq, log=print, progress=None) -> dict
     for t in range(n):
         if hlop is not None:
             hlop.begin_task(initial if t == 0 else increment)
-        opt = _make_optimizer(model, train)
+        lr = train["lr"] if t == 0 or cont["lr_later"] is None else cont["lr_later"]
+        opt = _make_optimizer(model, {**train, "lr": lr})
         train_task(model, opt, seq, [t], train["epochs"], train["batch_size"], seed * 131 + t,
                    penalty=ewc.penalty if ewc is not None and t > 0 else None,
                    after_backward=hlop.step if hlop is not None else None, progress=progress)

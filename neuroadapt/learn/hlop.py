@@ -55,6 +55,7 @@ __all__ = ["HLOP", "LateralSubspace", "oja_subspace_update", "principal_angles"]
 SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 PROJ_TYPES = ("weight", "input")
+HEBBIAN_INPUTS = ("steps", "rate")
 
 
 def oja_subspace_update(H: torch.Tensor, x: torch.Tensor, n_frozen: int = 0, clamp: float = 10.0) -> torch.Tensor:
@@ -90,6 +91,7 @@ class LateralSubspace:
         self.H = torch.zeros(0, self.n, device=device, dtype=dtype)
         self.V = torch.zeros_like(self.H)
         self.n_old = 0                               # rows merged at the end of earlier tasks (frozen)
+        self._P = None                               # cached I - H_old^T H_old (large old blocks)
 
     @property
     def size(self) -> int:
@@ -120,6 +122,7 @@ class LateralSubspace:
 
     def merge(self) -> None:
         self.n_old = self.size
+        self._P = None
         self.V.zero_()          # frozen rows must not keep drifting on their momentum
 
     def hebbian(self, x: torch.Tensor) -> None:
@@ -128,16 +131,14 @@ class LateralSubspace:
             return
         x = x.to(self.H)
         k = self.n_old
-        # Only the new rows change: dH_new = y_new^T x - (y_new^T y) H, y = [y_old, y_new]; y_old is
-        # fixed during the repetitions, so it is computed once (same numbers as the full update).
-        y_old = x @ self.H[:k].t() if k else None
+        # Only the new rows change (old rows are frozen); y = [y_old, y_new] and y_old is fixed
+        # during the repetitions, so
+        # dH_new = y_new^T (x - y_old H_old) - (y_new^T y_new) H_new: the residual is computed once.
+        x_res = x - (x @ self.H[:k].t()) @ self.H[:k] if k else x
         for _ in range(self.iterations):
             Hn = self.H[k:]
             y_new = x @ Hn.t()
-            yy = y_new.t() @ y_new
-            dH = y_new.t() @ x - yy @ Hn
-            if k:
-                dH -= (y_new.t() @ y_old) @ self.H[:k]
+            dH = y_new.t() @ x_res - (y_new.t() @ y_new) @ Hn
             dH /= x.shape[0]
             if self.clamp is not None:
                 dH.clamp_(-self.clamp, self.clamp)
@@ -150,9 +151,19 @@ class LateralSubspace:
         return self.H[: self.n_old]
 
     def project_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """``rows (I - H_old^T H_old)`` for rows (.., n)."""
-        Ho = self.old.to(rows)
-        return rows - (rows @ Ho.t()) @ Ho
+        """``rows (I - H_old^T H_old)`` for rows (.., n).
+
+        Factored (2 k MACs per element) while ``2 k <= n``; beyond, the n x n matrix
+        ``I - H_old^T H_old`` (built once per task, n MACs per element) -- the same operator."""
+        k = self.n_old
+        if 2 * k <= self.n:
+            Ho = self.old.to(rows)
+            return rows - (rows @ Ho.t()) @ Ho
+        if self._P is None or self._P.dtype != rows.dtype or self._P.device != rows.device:
+            Ho = self.old.to(torch.float64)
+            eye = torch.eye(self.n, dtype=torch.float64, device=Ho.device)
+            self._P = (eye - Ho.t() @ Ho).to(rows)
+        return rows @ self._P
 
 
 class _Record:
@@ -171,15 +182,22 @@ class HLOP:
     update (a random subset; None = all, as in the reference); ``freeze_norm``: hold normalisation
     layers in eval mode and 1-D parameters fixed from the second task on; ``orthogonal_init``:
     new neurons start orthonormal *and orthogonal to the existing rows* (False: orthonormal among
-    themselves only, as the reference code's initialiser).
+    themselves only, as the reference code's initialiser); ``hebbian_input``: "steps" -- every time
+    step is a row (the reference's BPTT variant) -- or "rate" -- the firing rate over the T steps
+    (the reference's DSR variant; T times fewer rows, and the subspace of the rates is where the
+    old tasks' mean activity lives).
     """
 
     def __init__(self, model: nn.Module, layers=None, exclude=(), lr=0.01, momentum: float = 0.9,
                  iterations: int = 5, clamp: float | None = 10.0, proj_type: str = "weight",
                  max_rows: int | None = None, freeze_norm: bool = True, seed: int = 0,
-                 orthogonal_init: bool = True):
+                 orthogonal_init: bool = True, hebbian_input: str = "steps"):
         if proj_type not in PROJ_TYPES:
             raise UnsupportedOptionError(f"HLOP proj_type {proj_type!r}: choose one of {', '.join(PROJ_TYPES)}")
+        if hebbian_input not in HEBBIAN_INPUTS:
+            raise UnsupportedOptionError(f"HLOP hebbian_input {hebbian_input!r}: choose one of "
+                                         f"{', '.join(HEBBIAN_INPUTS)}")
+        self.hebbian_input = hebbian_input
         if iterations < 1:
             raise ConfigError(f"HLOP iterations must be >= 1, got {iterations}")
         if not 0.0 <= momentum < 1.0:
@@ -305,11 +323,23 @@ class HLOP:
             rec = self._records[name]
             if not rec.inputs or sub.size == sub.n_old:
                 continue
-            rows = torch.cat([self._rows(name, x) for x in rec.inputs], 0)
+            inputs = rec.inputs
+            if self.hebbian_input == "rate":
+                inputs = self._rates(name, inputs)
+            rows = torch.cat([self._rows(name, x) for x in inputs], 0)
             if self.max_rows is not None and rows.shape[0] > self.max_rows:
                 pick = torch.randperm(rows.shape[0], generator=self.generator)[: self.max_rows]
                 rows = rows[pick.to(rows.device)]
             sub.hebbian(rows)
+
+    def _rates(self, name, inputs):
+        """Firing rates: time-major inputs averaged over T; per-step calls of one shape averaged."""
+        m = self.modules[name]
+        base = 2 if isinstance(m, nn.Linear) else (3 if isinstance(m, nn.Conv1d) else 4)
+        out = [x.mean(0) if x.ndim > base else x for x in inputs]
+        if len(out) > 1 and all(x.shape == out[0].shape for x in out):
+            out = [torch.stack(out).mean(0)]
+        return out
 
     @torch.no_grad()
     def project_gradients(self) -> None:
@@ -367,6 +397,7 @@ class HLOP:
     def load_state_dict(self, state: dict) -> None:
         for n, s in self.subspaces.items():
             s.H, s.V, s.n_old = state["H"][n].clone(), state["V"][n].clone(), int(state["n_old"][n])
+            s._P = None
         self.task = int(state["task"])
         if self.task >= 1 and self.freeze_norm and not self._norm_handles:
             self._freeze_norms()
