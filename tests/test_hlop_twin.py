@@ -39,3 +39,20 @@ def test_twin_rejects_mismatched_shapes():
 
     with pytest.raises(ShapeError):
         oja_brian2(np.zeros((5, 4)), np.zeros((2, 3)), 0.1)
+
+
+def test_sim_two_tasks_frozen_block(tmp_path):
+    """sims/hlop_subspace.py: second task with the first block frozen, Brian2 and torch alike."""
+    import importlib.util
+    import json
+
+    from neuroadapt._paths import project_folder
+
+    spec = importlib.util.spec_from_file_location("hlop_subspace", project_folder("sims") / "hlop_subspace.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path), "--samples", "500", "--n", "10"]) == 0
+    res = json.loads((tmp_path / "hlop_subspace.json").read_text())
+    assert res["ok"] and len(res["phases"]) == 2
+    assert res["phases"][1]["frozen"] == 3 and res["phases"][1]["angle_brian2_deg"] < ANGLE_DEG
+    assert (tmp_path / "hlop_subspace.png").is_file()

@@ -53,6 +53,7 @@ HLOP_SCHEMA = {
     "increment": ((int, dict), 20, "subspace neurons added at every later task"),
     "exclude": (list, [], "modules not protected (task heads)"),
     "max_rows": ((int, type(None)), None, "at most this many presynaptic rows per Hebbian update"),
+    "hebbian_input": (str, "steps", "steps (every time step a row) or rate (firing rate over T)", ("steps", "rate")),
 }
 EWC_SCHEMA = {
     "lambda": (_NUM, 1000.0, "penalty strength"),
@@ -139,7 +140,8 @@ def run_method(method: str, recipe: dict, seq, log=print, progress=None) -> dict
 
         hc = recipe["hlop"]
         hlop = HLOP(model, exclude=hc["exclude"], lr=hc["lr"], momentum=hc["momentum"], iterations=hc["iterations"],
-                    clamp=hc["clamp"], proj_type=hc["proj_type"], max_rows=hc["max_rows"], seed=seed)
+                    clamp=hc["clamp"], proj_type=hc["proj_type"], max_rows=hc["max_rows"], seed=seed,
+                    hebbian_input=hc["hebbian_input"])
         initial, increment = _counts(hc["initial"], hlop.subspaces), _counts(hc["increment"], hlop.subspaces)
     elif method == "ewc":
         ewc = EWC(model, recipe["ewc"]["lambda"], recipe["ewc"]["samples"])

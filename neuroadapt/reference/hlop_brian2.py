@@ -7,7 +7,9 @@ Independent of neuroadapt's torch code. Network (equations as data, Brian2 synta
 * ``out``: ``M`` subspace neurons, ``y_j = sum_i H_ji x_i`` (summed variable);
 * ``S``: all-to-all synapses inp -> out carrying ``H_ji``; once per step (after both sums)::
 
-      H_ji += eta * y_j * (x_i - xhat_i)         (Hebbian y x minus anti-Hebbian y (H^T y))
+      H_ji += plastic_j * eta * y_j * (x_i - xhat_i)   (Hebbian y x minus anti-Hebbian y (H^T y))
+
+``plastic_j`` is 0 for the first ``n_frozen`` neurons (an old task's block) and 1 otherwise.
 
 This is Oja's subspace rule, one sample per step -- what :class:`neuroadapt.learn.hlop.LateralSubspace`
 does with batch size 1, ``iterations=1``, ``momentum=0`` and no clamp. Order within a step (Brian2
@@ -31,13 +33,14 @@ y : 1
 """
 SYNAPSE_EQUATIONS = """
 H : 1
+plastic : 1 (constant)
 y_post = H * x_pre : 1 (summed)
 xhat_pre = H * y_post : 1 (summed)
 """
-UPDATE = "H += eta * y_post * (x_pre - xhat_pre)"
+UPDATE = "H += plastic * eta * y_post * (x_pre - xhat_pre)"
 
 
-def oja_brian2(samples, H0, eta: float, record_every: int = 0, target: str = "numpy"):
+def oja_brian2(samples, H0, eta: float, record_every: int = 0, n_frozen: int = 0, target: str = "numpy"):
     """Run the circuit on ``samples`` (S, n), one per step, from ``H0`` (M, n).
 
     Returns ``(H, history)``: the final H (M, n) and, when ``record_every > 0``, a list of H
@@ -61,6 +64,7 @@ def oja_brian2(samples, H0, eta: float, record_every: int = 0, target: str = "nu
     syn = b2.Synapses(inp, out, SYNAPSE_EQUATIONS)
     syn.connect()                                  # all to all; H read and written via syn.i / syn.j
     syn.H = H0[np.asarray(syn.j[:]), np.asarray(syn.i[:])]
+    syn.plastic = (np.asarray(syn.j[:]) >= int(n_frozen)).astype(float)
     syn.run_regularly(UPDATE, when="synapses")
     net = b2.Network(inp, out, syn)
     ns = {"stim": stim, "eta": float(eta)}
