@@ -1,6 +1,7 @@
 """``neuroadapt continual RECIPE``: HLOP and baselines over a task sequence, in one command.
 
-A continual recipe is a training recipe (``dataset``, ``model``, ``training``; see
+Recipes live in ``models/continual/`` (found by name, e.g. ``neuroadapt continual permuted_digits``,
+or by path). A continual recipe is a training recipe (``dataset``, ``model``, ``training``; see
 docs/training.md) with ``task: continual`` and three more sections:
 
 * ``continual``: ``sequence`` (permuted | split), ``n_tasks``, ``classes_per_task`` (split),
@@ -50,7 +51,8 @@ HLOP_SCHEMA = {
     "clamp": ((_NUM, type(None)), 10.0, "clip of the Hebbian increment"),
     "proj_type": (str, "weight", "weight or input", ("weight", "input")),
     "initial": ((int, dict), 40, "subspace neurons at task 0 ({layer: n} or one n)"),
-    "increment": ((int, dict), 20, "subspace neurons added at every later task"),
+    "increment": ((int, dict, list), 20, "subspace neurons added at every later task (or a list: one "
+                                         "entry per later task)"),
     "exclude": (list, [], "modules not protected (task heads)"),
     "max_rows": ((int, type(None)), None, "at most this many presynaptic rows per Hebbian update"),
     "hebbian_input": (str, "steps", "steps (every time step a row) or rate (firing rate over T)", ("steps", "rate")),
@@ -65,7 +67,12 @@ EXTRA = {"continual": CONTINUAL_SCHEMA, "hlop": HLOP_SCHEMA, "ewc": EWC_SCHEMA}
 def load_continual_recipe(name_or_path, overrides: dict | None = None) -> dict:
     from neuroadapt.engine import config as cfgmod
 
-    path = cfgmod.find_recipe(name_or_path)
+    path = Path(name_or_path)
+    named = cfgmod.models_dir() / "continual" / f"{path.name}.yaml"
+    if not path.is_file() and path.suffix == "" and path.parent == Path(".") and named.is_file():
+        path = named                  # a name: continual recipes live in models/continual/
+    else:
+        path = cfgmod.find_recipe(name_or_path)
     raw = cfgmod.load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe must be a YAML mapping")
@@ -142,13 +149,17 @@ def run_method(method: str, recipe: dict, seq, log=print, progress=None) -> dict
         hlop = HLOP(model, exclude=hc["exclude"], lr=hc["lr"], momentum=hc["momentum"], iterations=hc["iterations"],
                     clamp=hc["clamp"], proj_type=hc["proj_type"], max_rows=hc["max_rows"], seed=seed,
                     hebbian_input=hc["hebbian_input"])
-        initial, increment = _counts(hc["initial"], hlop.subspaces), _counts(hc["increment"], hlop.subspaces)
+        initial = _counts(hc["initial"], hlop.subspaces)
+        inc = hc["increment"]
+        if isinstance(inc, list) and len(inc) < n - 1:
+            raise ConfigError(f"hlop.increment: a list needs one entry per later task ({n - 1}), got {len(inc)}")
+        increments = [_counts(inc[t - 1] if isinstance(inc, list) else inc, hlop.subspaces) for t in range(1, n)]
     elif method == "ewc":
         ewc = EWC(model, recipe["ewc"]["lambda"], recipe["ewc"]["samples"])
     matrix = np.zeros((n, n))
     for t in range(n):
         if hlop is not None:
-            hlop.begin_task(initial if t == 0 else increment)
+            hlop.begin_task(initial if t == 0 else increments[t - 1])
         lr = train["lr"] if t == 0 or cont["lr_later"] is None else cont["lr_later"]
         opt = _make_optimizer(model, {**train, "lr": lr})
         train_task(model, opt, seq, [t], train["epochs"], train["batch_size"], seed * 131 + t,
