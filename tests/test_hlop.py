@@ -171,3 +171,23 @@ def test_projector_matrix_path_equals_factored_form():
     expect = rows - (rows @ sub.H.t()) @ sub.H
     assert 2 * sub.n_old > sub.n
     assert torch.allclose(sub.project_rows(rows), expect, atol=1e-12)
+
+
+def test_state_dict_round_trip_restores_projection():
+    torch.manual_seed(0)
+    make = lambda: nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    m1 = make()
+    h1 = HLOP(m1, lr=0.05)
+    h1.begin_task(3)
+    m1(torch.randn(32, 8)); h1.hebbian_step(); h1._clear()
+    h1.end_task(); h1.begin_task(2)
+    state = h1.state_dict()
+    m2 = make(); m2.load_state_dict(m1.state_dict())
+    h2 = HLOP(m2, lr=0.05)
+    h2.load_state_dict(state)
+    assert h2.sizes() == h1.sizes() and h2.task == 1
+    x = torch.randn(16, 8)
+    for m, h in ((m1, h1), (m2, h2)):
+        m.zero_grad(); m(x).sum().backward(); h.project_gradients()
+    assert torch.allclose(m1[0].weight.grad, m2[0].weight.grad)
+    assert m2[0].bias.grad is None
