@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sim)
 
     _add_data_parser(sub)
+    from neuroadapt.engine.continual import add_parser as _add_continual
+
+    _add_continual(sub)
     return parser
 
 
