@@ -53,7 +53,15 @@ def conv_patches(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
 
 
 def softhebb_conv_delta(x: torch.Tensor, conv: torch.nn.Conv2d, tau: float = 1.0,
-                        anti_hebbian: bool = False) -> torch.Tensor:
-    """SoftHebb ``dW`` for a ``Conv2d``'s weight (same shape), from the batch ``x`` it receives."""
+                        anti_hebbian: bool = False, standardise: bool = False) -> torch.Tensor:
+    """SoftHebb ``dW`` for a ``Conv2d``'s weight (same shape), from the batch ``x`` it receives.
+
+    ``standardise``: first normalise each input channel by the batch's mean and standard
+    deviation (SoftHebb's affine-free batch norm in front of every Hebbian convolution).
+    """
     w = conv.weight.detach()
-    return softhebb_delta(conv_patches(x.detach(), conv), w.reshape(w.shape[0], -1), tau, anti_hebbian).view_as(w)
+    x = x.detach()
+    if standardise:
+        dims = [0] + list(range(2, x.dim()))
+        x = (x - x.mean(dims, keepdim=True)) / (x.var(dims, keepdim=True, unbiased=False) + 1e-5).sqrt()
+    return softhebb_delta(conv_patches(x, conv), w.reshape(w.shape[0], -1), tau, anti_hebbian).view_as(w)
