@@ -215,3 +215,18 @@ def test_bad_batches():
         meth(torch.full((2, 1, 16, 16), float("nan")))
     with pytest.raises(Exception, match="batch"):
         meth(torch.rand(16))
+
+
+def test_centred_patches_keep_zero_mean_filters_zero_mean():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 4, 3, padding=1, bias=False).double()
+    with torch.no_grad():
+        conv.weight -= conv.weight.mean((1, 2, 3), keepdim=True)  # zero-mean (edge-like) filters
+    x = torch.rand(3, 1, 6, 6, dtype=torch.float64) + 0.5  # bright images: a strong mean-intensity component
+    P = conv_patches(x, conv)
+    got = softhebb_conv_delta(x, conv, 0.5, center_patches=True)
+    want = _softhebb_loop((P - P.mean(1, keepdim=True)).numpy(), conv.weight.detach().reshape(4, -1).numpy(), 0.5)
+    np.testing.assert_allclose(got.reshape(4, -1).numpy(), want, rtol=1e-10, atol=1e-12)
+    assert float(got.mean((1, 2, 3)).abs().max()) < 1e-12  # the update has no DC part
+    plain = softhebb_conv_delta(x, conv, 0.5)
+    assert float(plain.mean((1, 2, 3)).abs().max()) > 1e-3  # without centring it pulls towards the mean patch

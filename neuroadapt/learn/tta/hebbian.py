@@ -53,15 +53,22 @@ def conv_patches(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
 
 
 def softhebb_conv_delta(x: torch.Tensor, conv: torch.nn.Conv2d, tau: float = 1.0,
-                        anti_hebbian: bool = False, standardise: bool = False) -> torch.Tensor:
+                        anti_hebbian: bool = False, standardise: bool = False,
+                        center_patches: bool = False) -> torch.Tensor:
     """SoftHebb ``dW`` for a ``Conv2d``'s weight (same shape), from the batch ``x`` it receives.
 
     ``standardise``: first normalise each input channel by the batch's mean and standard
     deviation (SoftHebb's affine-free batch norm in front of every Hebbian convolution).
+    ``center_patches``: subtract from every patch its own mean (local mean removal, as
+    centre-surround receptive fields do), so the rule cannot pull the filters towards the
+    mean-intensity (DC) patch.
     """
     w = conv.weight.detach()
     x = x.detach()
     if standardise:
         dims = [0] + list(range(2, x.dim()))
         x = (x - x.mean(dims, keepdim=True)) / (x.var(dims, keepdim=True, unbiased=False) + 1e-5).sqrt()
-    return softhebb_delta(conv_patches(x, conv), w.reshape(w.shape[0], -1), tau, anti_hebbian).view_as(w)
+    patches = conv_patches(x, conv)
+    if center_patches:
+        patches = patches - patches.mean(1, keepdim=True)
+    return softhebb_delta(patches, w.reshape(w.shape[0], -1), tau, anti_hebbian).view_as(w)

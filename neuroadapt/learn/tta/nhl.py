@@ -41,7 +41,7 @@ class NHL(TTAMethod):
     def __init__(self, model: nn.Module, lr: float = 1e-3, hebb_lr: float = 0.01, tau: float = 1.0,
                  anti_hebbian: bool = False, keep_norm: bool = True, anchor: float = 0.0,
                  modulator: str = "first_norm", hebbian: bool = True, steps: int = 1,
-                 standardise: bool = False):
+                 standardise: bool = False, center_patches: bool = False):
         if not lr >= 0 or not hebb_lr >= 0:
             raise InvalidInputError(f"nhl: lr and hebb_lr must be >= 0, got {lr} and {hebb_lr}")
         if not 0.0 <= anchor <= 1.0:
@@ -54,7 +54,7 @@ class NHL(TTAMethod):
             raise InvalidInputError(f"nhl: steps must be >= 1, got {steps}")
         self.lr, self.hebb_lr, self.tau, self.anti_hebbian = float(lr), float(hebb_lr), float(tau), bool(anti_hebbian)
         self.keep_norm, self.anchor, self.modulator, self.hebbian = bool(keep_norm), float(anchor), modulator, bool(hebbian)
-        self.steps, self.standardise = int(steps), bool(standardise)
+        self.steps, self.standardise, self.center_patches = int(steps), bool(standardise), bool(center_patches)
         self.conv_name, self.conv = first_conv(model)
         self.mod_params = self._modulator_params(model)
         super().__init__(model)
@@ -110,7 +110,7 @@ class NHL(TTAMethod):
     def hebbian_step(self, x: torch.Tensor) -> None:
         w = self.conv.weight
         dw = softhebb_conv_delta(self.conv_input(x), self.conv, self.tau, self.anti_hebbian,
-                                 self.standardise)
+                                 self.standardise, self.center_patches)
         w += self.hebb_lr * dw
         if self.keep_norm:
             w *= self.norm_src / w.flatten(1).norm(dim=1).clamp_min(1e-12).view_as(self.norm_src)
@@ -129,4 +129,5 @@ class NHL(TTAMethod):
     def hparams(self) -> dict:
         return {"lr": self.lr, "hebb_lr": self.hebb_lr, "tau": self.tau, "anti_hebbian": self.anti_hebbian,
                 "keep_norm": self.keep_norm, "anchor": self.anchor, "modulator": self.modulator,
-                "hebbian": self.hebbian, "standardise": self.standardise}
+                "hebbian": self.hebbian, "standardise": self.standardise,
+                "center_patches": self.center_patches}
