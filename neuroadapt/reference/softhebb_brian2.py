@@ -88,7 +88,7 @@ def softhebb_brian2(x, w0, eta: float, tau: float = 1.0) -> np.ndarray:
         lateral.connect()
         # every output has exactly one lateral synapse (from the pool), so this write is well defined;
         # Brian2 cannot know that and warns, hence the suppression of that one message
-        b2.BrianLogger.suppress_name("brian2.codegen.generators.base")
+        b2.BrianLogger.suppress_hierarchy("brian2.codegen.generators.base")
         lateral.run_regularly("Z_post = Zpool_pre", when="groups", order=6)
         S.run_regularly("w += eta * y_post * (x_pre - u_post * w)", when="end")
         net = b2.Network(inputs, outputs, pool, S, collect, lateral)
