@@ -15,9 +15,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from neuroadapt._io import atomic_path
 from neuroadapt.errors import CheckpointError, ConfigError
 
@@ -62,8 +59,10 @@ def load_adapt_recipe(path) -> dict:
             "description": raw.get("description", "")}
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator):
+def _batches(n: int, batch_size: int, gen):
     """A shuffled split of ``range(n)`` into batches; a last batch of one joins the previous one."""
+    import torch
+
     perm = torch.randperm(n, generator=gen)
     chunks = list(perm.split(batch_size))
     if len(chunks) > 1 and len(chunks[-1]) == 1:
@@ -73,6 +72,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 
 
 def train_source(model, x, y, spec: dict, seed: int, device, progress: bool = True):
+    import torch
     from tqdm import tqdm
 
     gen = torch.Generator().manual_seed(seed)
@@ -90,9 +90,15 @@ def train_source(model, x, y, spec: dict, seed: int, device, progress: bool = Tr
     return model
 
 
-@torch.no_grad()
 def error_of(model, x, y, device, batch_size: int = 256) -> float:
+    import torch
+
     model.eval()
+    with torch.no_grad():
+        return _error(model, x, y, device, batch_size)
+
+
+def _error(model, x, y, device, batch_size):
     wrong = sum(int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() != y[i:i + batch_size]).sum())
                 for i in range(0, len(x), batch_size))
     return 100.0 * wrong / len(x)
@@ -100,6 +106,8 @@ def error_of(model, x, y, device, batch_size: int = 256) -> float:
 
 def run_stream(method, domains, setting: str, batch_size: int, seed: int, device, bar=None) -> dict:
     """Per-domain error (%) of ``method`` on the stream ``domains`` = [(name, x, y)] in ``setting``."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     out = {}
     for name, x, y in domains:
@@ -126,6 +134,8 @@ def _method(name: str, model, opts: dict, data, recipe):
 
 def run_adapt(recipe: dict, out, seeds=None, settings=None, methods=None, split: str = "test",
               source_from=None, data_root=None, progress: bool = True, echo: bool = True) -> dict:
+    import numpy as np
+    import torch
     import yaml
     from tqdm import tqdm
 
