@@ -78,3 +78,42 @@ def test_cli_errors(tmp_path, capsys):
                  "--source-from", str(tmp_path / "nowhere")]) == 2
     assert "source_seed0.pt" in capsys.readouterr().err
     assert not (tmp_path / "y").exists() and not (tmp_path / "y.partial").exists()
+
+
+def test_cifar10_c_path_on_small_files(tmp_path, monkeypatch):
+    """The CIFAR-10-C recipe's data path, on tiny files in the real layouts (torchvision md5 bypassed)."""
+    import pickle
+
+    import numpy as np
+    import torchvision.datasets.cifar as tvc
+
+    from neuroadapt.data.images import CIFAR10_FILES, make_corrupted_set
+    from neuroadapt.engine.adapt import run_adapt
+
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in CIFAR10_FILES[:-1]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+                         "labels": [i % 10 for i in range(20)]}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    monkeypatch.setattr(tvc.CIFAR10, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(tvc, "check_integrity", lambda *a, **k: True)
+    test_x = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    make_corrupted_set(test_x, np.arange(20) % 10, tmp_path / "c10c", severities=5,
+                       corruptions=["brightness", "contrast"])
+    recipe = load_adapt_recipe("cifar10_c_cnn")
+    recipe["dataset"].update(source_root=str(tmp_path / "cifar"), root=str(tmp_path / "c10c"), val_size=20,
+                             corruptions=["brightness", "contrast"])
+    recipe["model"]["width"] = 4
+    recipe["source"].update(epochs=1, batch_size=32)
+    recipe["adapt"].update(batch_size=8, fisher_samples=16)
+    recipe.update(seeds=[0], device="cpu", threads=1)
+    m = run_adapt(recipe, tmp_path / "run", methods=["source", "eata", "nhl"], settings=["continual"],
+                  progress=False, echo=False)
+    assert m["dataset"] == "cifar10-c" and set(m["error"]["continual"]["nhl"]) == {"brightness", "contrast"}
+    recipe["dataset"].pop("source_root")
+    with pytest.raises(ConfigError, match="source_root"):
+        run_adapt(recipe, tmp_path / "run2", progress=False, echo=False)
