@@ -230,3 +230,13 @@ def test_centred_patches_keep_zero_mean_filters_zero_mean():
     assert float(got.mean((1, 2, 3)).abs().max()) < 1e-12  # the update has no DC part
     plain = softhebb_conv_delta(x, conv, 0.5)
     assert float(plain.mean((1, 2, 3)).abs().max()) > 1e-3  # without centring it pulls towards the mean patch
+
+
+def test_nhl_all_norms_modulator_keeps_classifier_frozen():
+    m = _model("snn")
+    meth = NHL(copy.deepcopy(m), lr=1e-2, hebb_lr=0.05, modulator="all_norms", center_patches=True)
+    meth(_x(16))
+    src = dict(m.named_parameters())
+    for name, p in meth.model.named_parameters():
+        assert (not torch.equal(p, src[name])) == (name.startswith(("conv1", "bn"))), name
+    assert torch.equal(meth.model.classifier.weight, m.classifier.weight)
