@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a target's own option, repeatable (e.g. spinnaker: --option subtract=fir); "
                         "an unknown key lists the ones the target takes")
     p.set_defaults(func=_cmd_export)
+    from neuroadapt.engine.adapt import add_parser as _add_adapt_parser
+
+    _add_adapt_parser(sub)
+
     p = sub.add_parser("sim", help="run a simulation script from sims/ (omit NAME to list them)")
     p.add_argument("name", nargs="?", default=None, help="simulation name, e.g. lif_twin")
     p.add_argument("--out", default=None, help="output folder (default: the script's own)")
