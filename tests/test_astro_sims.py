@@ -34,6 +34,7 @@ def test_sims_are_listed(capsys):
     assert {"astro_gchi", "astro_tripartite", "astro_network"} <= set(listed)
 
 
+@pytest.mark.slow   # the same comparison runs by default in test_astrocyte.py
 def test_gchi_sim_torch_matches_brian2(tmp_path):
     rc, data = _run("astro_gchi", tmp_path, "--duration", "1")
     assert rc == 0 and data["match"]

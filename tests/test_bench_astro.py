@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from neuroadapt.engine import bench
 
 
@@ -22,6 +24,7 @@ def test_astro_quick_run(capfd):
     assert abs(n["lstm"] - n["neuroadapt"]) / n["neuroadapt"] < 0.1      # parameter-matched LSTM
 
 
+@pytest.mark.slow   # the profiler-based memory measure takes ~20 s even in quick mode
 def test_astro_memory_quick_run(capfd):
     rc = bench.main("astro-memory", as_json=True, quick=True)
     res = _last_json(capfd.readouterr().out)
