@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from neuroadapt.core.astro_params import AstroParams
 from neuroadapt.core.astrocyte import tripartite_scan
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
 from neuroadapt.nn import AMSU, LIFLayer
@@ -25,12 +26,13 @@ def _spikes(T, B, n, p, seed=0):
 
 
 def test_gchi_mode_is_the_biophysical_model():
-    n, T = 4, 1600
+    n, T = 4, 800
+    params = AstroParams().replace(O_beta=10.0, O_delta=1.2)   # faster IP3 rise: Ca crosses C_Θ by ~0.72 s
     rates = torch.tensor([2.0, 10.0, 40.0, 5.0], dtype=torch.float64)
     s = (torch.rand(T, 2, n, generator=torch.Generator().manual_seed(3), dtype=torch.float64) < rates * 1e-3).double()
-    layer = AMSU(n, 3, n_astro=n, astrocyte="gchi", dt=1e-3, syn_to_astro=np.eye(n)).double()
+    layer = AMSU(n, 3, n_astro=n, astrocyte="gchi", dt=1e-3, syn_to_astro=np.eye(n), params=params).double()
     _, _, rec, _ = layer(s, return_state=True)
-    ref, _ = tripartite_scan(s, np.eye(n), np.eye(n), dt=1e-3)
+    ref, _ = tripartite_scan(s, np.eye(n), np.eye(n), dt=1e-3, params=params)
     assert ref["C"].max() > 0.5 and ref["Gamma_S"].max() > 0.5          # the astrocytes did act
     torch.testing.assert_close(rec["gamma"], ref["Gamma_S"], rtol=0, atol=1e-12)
     torch.testing.assert_close(rec["ca"], ref["C"], rtol=0, atol=1e-12)
