@@ -164,3 +164,14 @@ def test_char_lm_reads_the_stdlib_and_labels_the_next_character():
     text = "".join(VOCAB[int(c)] for c in d.codes[:200])
     assert "import" in text or "def " in text or '"""' in text
     assert math.isclose(d.n_classes, 96)
+
+
+def test_every_astro_recipe_loads():
+    from neuroadapt.engine.config import load_recipe, models_dir
+
+    names = [p.stem for p in sorted(models_dir().glob("*.yaml"))
+             if p.stem.startswith(("delayed_recall", "char_lm", "spoken_digits_adding_amsu",
+                                   "spoken_digits_adding_lif", "spoken_digits_adding_lstm"))]
+    assert len(names) >= 14
+    for name in names:
+        assert load_recipe(name)["model"]["type"] == "astro_classifier", name
