@@ -172,7 +172,8 @@ class AMSU(nn.Module):
         if self.kind == "gchi":
             return self._gchi_synapse(s, state)
         u, x, r = release_step(s, state.u, state.x, state.gamma, torch.sigmoid(self.u_star_logit),
-                               torch.sigmoid(self.alpha_logit), self._decay(self.log_tau_f), self._decay(self.log_tau_d))
+                               torch.sigmoid(self.alpha_logit), self._decay(self.log_tau_f),
+                               self._decay(self.log_tau_d))
         gamma, astro = state.gamma, state.astro
         if self.kind == "reduced":
             p, c, gamma = reduced_astro_step(r, *astro, state.gamma, self.m_in, self.m_out,
@@ -226,6 +227,8 @@ class AMSU(nn.Module):
             return self.step(x, state)
         if self.batch_first:
             x = x.transpose(0, 1)
+        if x.shape[0] == 0:
+            raise ShapeError("AMSU got a sequence with no time steps (T = 0)")
         state = state if state is not None else self.init_state(x.shape[1], x.dtype, x.device)
         # the synapses and astrocytes do not depend on the neurons' output: run them first, then one
         # GEMM for every step's current, then the (recurrent) neurons
