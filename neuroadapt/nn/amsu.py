@@ -83,11 +83,11 @@ class AMSU(nn.Module):
             raise ShapeError(f"AMSU sizes must be positive (in {in_features}, out {out_features}, astro {n_astro})")
         if not 0 <= beta <= 1:
             raise InvalidInputError(f"AMSU beta must lie in [0, 1], got {beta!r}")
-        for name in ("u_star", "alpha"):
-            v = locals()[name]
-            if not 0 < v < 1 and not (name == "alpha" and v == 0):
-                raise InvalidInputError(f"AMSU {name} must lie in (0, 1) ({'[0, 1)' if name == 'alpha' else ''}), "
-                                        f"got {v!r}")
+        if not 0 < u_star < 1:
+            raise InvalidInputError(f"AMSU u_star (resting release probability) must lie in (0, 1), got {u_star!r}")
+        if not 0 <= alpha < 1:
+            raise InvalidInputError(f"AMSU alpha (release probability under gliotransmission) must lie in [0, 1), "
+                                    f"got {alpha!r}")
         for name in ("dt", "tau_f", "tau_d", "tau_p", "tau_c", "tau_gamma", "g_c", "threshold"):
             _positive(name, locals()[name])
         for name in ("g_in", "g_exc"):
@@ -119,7 +119,8 @@ class AMSU(nn.Module):
         param("beta_raw", beta, learn_beta)
         self.register_buffer("threshold", torch.tensor(float(threshold)))
         param("u_star_logit", _logit(u_star), learn_synapse)
-        param("alpha_logit", _logit(alpha) if alpha > 0 else -12.0, learn_synapse and alpha > 0)
+        # α = 0 is kept exactly 0 (a fixed logit of -inf); α > 0 is trainable with learn_synapse
+        param("alpha_logit", _logit(alpha) if alpha > 0 else float("-inf"), learn_synapse and alpha > 0)
         param("log_tau_f", math.log(tau_f), learn_synapse)
         param("log_tau_d", math.log(tau_d), learn_synapse)
         for n, v in (("log_tau_p", math.log(tau_p)), ("log_tau_c", math.log(tau_c)),
