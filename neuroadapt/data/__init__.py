@@ -60,6 +60,8 @@ _REGISTRY: dict[str, str | type] = {
     "shd": "neuroadapt.data.shd_folder:SHDFolder",
     "spoken_digits": "neuroadapt.data.spoken_digits:SpokenDigits",
     "shd_adding": "neuroadapt.data.shd_adding:SHDAdding",
+    "delayed_recall": "neuroadapt.data.astro_tasks:DelayedRecall",
+    "char_lm": "neuroadapt.data.astro_tasks:CharLM",
 }
 
 

@@ -20,6 +20,7 @@ import math
 import os
 from pathlib import Path
 
+from neuroadapt.engine.config_astro import ASTRO_MODEL_SCHEMA, ASTRO_TYPES, check_astro_model
 from neuroadapt.engine.config_elm import ELM_MODEL_SCHEMA, ELM_TYPES, check_elm_model
 from neuroadapt.errors import ConfigError
 
@@ -37,7 +38,7 @@ TOP_SCHEMA = {
 
 MODEL_SCHEMA = {
     "type": (str, "spiking_classifier", "model family (elm / branch_elm: see ELM_MODEL_SCHEMA)",
-             ("spiking_classifier",) + ELM_TYPES),
+             ("spiking_classifier",) + ELM_TYPES + ASTRO_TYPES),
     "hidden": (list, [128], "sizes of the hidden LIF layers"),
     "neuron": (str, "leaky", "'leaky' (LIF) or 'synaptic' (2nd-order LIF with synaptic current)"),
     "recurrent": (bool, False, "all-to-all recurrent weights in every hidden layer"),
@@ -169,6 +170,8 @@ def _resolve_section(raw, schema: dict, where: str, section: str) -> dict:
 
 def _model_schema(raw) -> dict:
     kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind in ASTRO_TYPES:
+        return ASTRO_MODEL_SCHEMA
     return ELM_MODEL_SCHEMA if kind in ELM_TYPES else MODEL_SCHEMA
 
 
@@ -176,6 +179,8 @@ def _check_ranges(recipe: dict, where: str) -> None:
     model, train = recipe["model"], recipe["training"]
     if model["type"] in ELM_TYPES:
         check_elm_model(recipe, where)
+    elif model["type"] in ASTRO_TYPES:
+        check_astro_model(recipe, where)
     else:
         _check_spiking_model(model, where)
     _check_training(train, where)

@@ -105,6 +105,10 @@ def build_model(model_cfg: dict, n_inputs: int, n_classes: int) -> nn.Module:
         from neuroadapt.engine.models_elm import build_elm_classifier
 
         return build_elm_classifier(cfg, n_inputs, n_classes)
+    if kind == "astro_classifier":
+        from neuroadapt.engine.models_astro import build_astro_classifier
+
+        return build_astro_classifier(cfg, n_inputs, n_classes)
     if kind != "spiking_classifier":
         raise UnsupportedOptionError(f"model.type: {kind!r} is not supported; use spiking_classifier, elm or branch_elm")
     width = cfg.pop("n_inputs", None) or n_inputs
