@@ -2,7 +2,7 @@
 
 Input ``(T, B, n_inputs)`` -> hidden layer -> :class:`~neuroadapt.nn.LIReadout` -> logits
 ``(B, n_classes)`` from the readout membrane (``last`` step, ``mean`` or ``max`` over time).  The
-three cells share everything else, so the comparison in ``docs/results_astro.md`` differs only in
+three cells share everything else, so the comparison in ``docs/results.md (astrocytes section)`` differs only in
 the hidden layer.
 """
 from __future__ import annotations
