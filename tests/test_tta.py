@@ -54,7 +54,9 @@ def test_softhebb_delta_matches_loop(anti):
 
 
 def test_soft_wta_rows_and_hard_limit():
-    u = torch.randn(20, 5, dtype=torch.float64)
+    u = torch.randn(20, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    top2 = u.topk(2, dim=1).values
+    assert float((top2[:, 0] - top2[:, 1]).min()) > 0.002  # gap/tau > 20: tau -> 0 is one-hot to 1e-6
     y = soft_wta(u, 1.0)
     torch.testing.assert_close(y.sum(1), torch.ones(20, dtype=torch.float64))
     hard = soft_wta(u, 1e-4)  # tau -> 0: hard winner-take-all

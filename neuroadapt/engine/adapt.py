@@ -29,7 +29,7 @@ _ADAPT_KEYS = {"settings": list(SETTINGS), "batch_size": 64, "methods": None, "f
 def load_adapt_recipe(path) -> dict:
     from neuroadapt.engine.config import find_recipe, load_yaml
 
-    p = find_recipe(path)
+    p = find_recipe(path, "adapt")  # adaptation recipes live in models/adapt/
     raw = load_yaml(p)
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: a recipe is a YAML mapping")
@@ -240,7 +240,7 @@ def _cmd_adapt(args) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("adapt", help="test-time adaptation benchmark: Source, BN, Tent, EATA, NHL on corrupted domains")
-    p.add_argument("recipe", help="adaptation recipe (.yaml path or a name in models/, e.g. digits_c_cnn)")
+    p.add_argument("recipe", help="adaptation recipe (.yaml path or a name in models/adapt/, e.g. digits_c_cnn)")
     p.add_argument("--out", default=None, help="run directory (default runs/adapt-<recipe name>; replaced when done)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the recipe's)")
     p.add_argument("--settings", nargs="+", default=None, choices=SETTINGS, help="continual and/or reset")

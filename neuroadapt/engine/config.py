@@ -94,19 +94,23 @@ def models_dir() -> Path:
     return project_folder("models")
 
 
-def find_recipe(name_or_path: str | os.PathLike) -> Path:
-    """A recipe path: an existing file as given, else ``models_dir()/<name>.yaml``."""
+def find_recipe(name_or_path: str | os.PathLike, kind: str | None = None) -> Path:
+    """A recipe path: an existing file as given, else ``models_dir()/<name>.yaml`` -- or, for the
+    recipes of another command (``kind``: ``continual``, ``adapt``), ``models_dir()/<kind>/<name>.yaml``."""
     path = Path(name_or_path)
     if path.is_file():
         return path
+    folder = models_dir() / kind if kind else models_dir()
     if path.suffix == "" and path.parent == Path("."):
-        candidate = models_dir() / f"{path.name}.yaml"
+        candidate = folder / f"{path.name}.yaml"
         if candidate.is_file():
             return candidate
     if path.exists():
         raise ConfigError(f"recipe {path} is not a file")
+    known = sorted(p.stem for p in folder.glob("*.yaml"))
     raise ConfigError(
-        f"recipe file not found: {path} (give a path to a .yaml recipe, or the name of one in {models_dir()})"
+        f"recipe file not found: {path} (give a path to a .yaml recipe, or the name of one in {folder}: "
+        f"{', '.join(known) or 'none'})"
     )
 
 

@@ -67,16 +67,7 @@ EXTRA = {"continual": CONTINUAL_SCHEMA, "hlop": HLOP_SCHEMA, "ewc": EWC_SCHEMA}
 def load_continual_recipe(name_or_path, overrides: dict | None = None) -> dict:
     from neuroadapt.engine import config as cfgmod
 
-    path = Path(name_or_path)
-    named = cfgmod.models_dir() / "continual" / f"{path.name}.yaml"
-    if not path.is_file() and path.suffix == "" and path.parent == Path(".") and named.is_file():
-        path = named                  # a name: continual recipes live in models/continual/
-    else:
-        try:
-            path = cfgmod.find_recipe(name_or_path)
-        except ConfigError as exc:
-            known = sorted(p.stem for p in (cfgmod.models_dir() / "continual").glob("*.yaml"))
-            raise ConfigError(f"{exc}; continual recipes by name: {', '.join(known) or 'none'}") from None
+    path = cfgmod.find_recipe(name_or_path, "continual")  # continual recipes live in models/continual/
     raw = cfgmod.load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe must be a YAML mapping")
