@@ -32,6 +32,13 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
             os.unlink(tmp)
 
 
+def write_atomic(path: str | os.PathLike, write) -> None:
+    """``write(tmp_path)`` (any writer: ``fig.savefig``, ``json.dump`` to an opened file, ...), then
+    ``tmp_path`` becomes ``path`` -- the one-call form of :func:`atomic_path` the sims use."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
 def fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

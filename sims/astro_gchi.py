@@ -23,16 +23,12 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import write_atomic
+
 RATES = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 PEAK_LEVEL = 0.3   # µM: a Ca2+ "peak" is an upward crossing of this level
 REL_TOL = 0.01
 
-
-def _atomic(path, write):
-    from neuroadapt._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def rel_errors(ref: dict, other: dict, names) -> dict:
@@ -103,7 +99,7 @@ def main(argv=None) -> int:
                  f"torch vs Brian2 max rel. error {max(err.values()):.1e}", fontsize=9)
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
-    _atomic(os.path.join(args.out, "astro_gchi.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    write_atomic(os.path.join(args.out, "astro_gchi.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     result = {"sim": "astro_gchi", "params": "stimberg_ex2", "dt": dt, "duration_s": args.duration,
               "seed": args.seed, "per_rate": per_rate, "torch_vs_brian2_rel_error": err, "rel_tol": REL_TOL,
@@ -112,7 +108,7 @@ def main(argv=None) -> int:
     def dump(f):
         with open(f, "w") as fh:
             json.dump(result, fh, indent=2)
-    _atomic(os.path.join(args.out, "astro_gchi.json"), dump)
+    write_atomic(os.path.join(args.out, "astro_gchi.json"), dump)
     print(f"wrote {args.out}/astro_gchi.png and astro_gchi.json")
     return 0 if ok else 1
 

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import write_atomic
+
 N_E, N_I, N_A = 80, 20, 20
 NEURON_EQS = """
 dv/dt = (g_l*(E_l - v) + g_e*(E_e - v) + g_i*(E_i - v) + I_ex*stim(t))/C_m : volt (unless refractory)
@@ -31,12 +33,6 @@ dg_e/dt = -g_e/tau_e : siemens
 dg_i/dt = -g_i/tau_i : siemens
 """
 
-
-def _atomic(path, write):
-    from neuroadapt._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def run_network(with_astro: bool, duration: float, dt: float, seed: int) -> dict:
@@ -156,7 +152,7 @@ def main(argv=None) -> int:
             ax.axvline(q * args.duration / 4, color="grey", lw=0.5, ls=":")
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
-    _atomic(os.path.join(args.out, "astro_network.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    write_atomic(os.path.join(args.out, "astro_network.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     result = {"sim": "astro_network", "n_exc": N_E, "n_inh": N_I, "n_astro": N_A, "dt": dt,
               "duration_s": args.duration, "seed": args.seed, "n_exc_synapses": runs["none"]["n_exc_synapses"],
@@ -165,7 +161,7 @@ def main(argv=None) -> int:
     def dump(f):
         with open(f, "w") as fh:
             json.dump(result, fh, indent=2)
-    _atomic(os.path.join(args.out, "astro_network.json"), dump)
+    write_atomic(os.path.join(args.out, "astro_network.json"), dump)
     print(f"wrote {args.out}/astro_network.png and astro_network.json")
     return 0
 

@@ -30,14 +30,10 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import write_atomic
+
 CONFIGS = ("none", "open", "closed")
 
-
-def _atomic(path, write):
-    from neuroadapt._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def release_per_spike(spikes, r_s, start):
@@ -120,7 +116,7 @@ def main(argv=None) -> int:
     ax[1].legend(fontsize=7)
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
-    _atomic(os.path.join(args.out, "astro_tripartite.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    write_atomic(os.path.join(args.out, "astro_tripartite.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     result = {"sim": "astro_tripartite", "params": "stimberg_ex4", "dt": dt, "duration_s": args.duration,
               "transient_s": args.transient, "reps": args.reps, "seed": args.seed, "rates_hz": rates.tolist(),
@@ -130,7 +126,7 @@ def main(argv=None) -> int:
     def dump(f):
         with open(f, "w") as fh:
             json.dump(result, fh, indent=2)
-    _atomic(os.path.join(args.out, "astro_tripartite.json"), dump)
+    write_atomic(os.path.join(args.out, "astro_tripartite.json"), dump)
     print(f"wrote {args.out}/astro_tripartite.png and astro_tripartite.json")
     return 0
 

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import write_atomic
+
 ATOL = 1e-10        # float64 everywhere; differences are summation-order rounding (~1e-15)
 SHOW = 4            # memory units drawn per neuron
 
@@ -36,13 +38,6 @@ SETUPS = {
                        mlp_activation="silu"),
 }
 
-
-def _write_atomic(path, write):
-    """``write(tmp_path)``, then ``tmp_path`` becomes ``path`` (neuroadapt's atomic write)."""
-    from neuroadapt._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def _torch_runs(elm, spikes):
@@ -80,7 +75,7 @@ def _figure(runs, dt, path, title):
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -143,7 +138,7 @@ def main(argv=None) -> int:
     def dump(path):
         with open(path, "w") as f:
             json.dump(result, f, indent=2)
-    _write_atomic(os.path.join(args.out, "elm_twin.json"), dump)
+    write_atomic(os.path.join(args.out, "elm_twin.json"), dump)
     print(f"wrote {os.path.join(args.out, 'elm_twin.png')} and elm_twin.json")
     if not ok:
         print(f"error: nn.ELM and its twins disagree (tolerance {ATOL})", file=sys.stderr)

@@ -27,15 +27,11 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import write_atomic
+
 ANGLE_DEG = 5.0
 H_ATOL = 1e-9
 
-
-def _write_atomic(path, write):
-    from neuroadapt._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def _torch_run(sub, X, every):
@@ -114,7 +110,7 @@ def main(argv=None) -> int:
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
     png = os.path.join(args.out, "hlop_subspace.png")
-    _write_atomic(png, lambda p: fig.savefig(p, format="png", dpi=110))
+    write_atomic(png, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
     summary = {"sim": "hlop_subspace", "n": n, "k_per_task": k, "samples_per_task": S, "eta": args.eta,
                "seed": args.seed, "angle_limit_deg": ANGLE_DEG, "H_atol": H_ATOL, "ok": ok,
@@ -126,7 +122,7 @@ def main(argv=None) -> int:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
 
-    _write_atomic(os.path.join(args.out, "hlop_subspace.json"), dump)
+    write_atomic(os.path.join(args.out, "hlop_subspace.json"), dump)
     for i, p in enumerate(phases):
         print(f"task {i + 1}: angle Brian2 {p['angle_brian2_deg']:.2f} deg, torch {p['angle_torch_deg']:.2f} deg "
               f"(start {p['initial_angle_deg']:.1f}); max |H_b - H_t| {p['max_abs_H_diff']:.1e}")

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from neuroadapt._io import write_atomic
+
 MEM_ATOL = 1e-10   # float64 on both sides; see docs/reference.md for why
 SHOW = 3           # neurons whose membrane traces are drawn
 
@@ -46,13 +48,6 @@ def _torch_run(spikes, weights, neuron, params, reset):
         spk, mem = layer(torch.as_tensor(spikes)[:, None, :], return_mem=True)
     return {"spikes": spk[:, 0].numpy(), "mem": mem[:, 0].numpy()}
 
-
-def _write_atomic(path, write):
-    """``write(tmp_path)``, then ``tmp_path`` becomes ``path`` (neuroadapt's atomic write)."""
-    from neuroadapt._io import atomic_path
-
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def _figure(runs, dt, path, title):
@@ -82,7 +77,7 @@ def _figure(runs, dt, path, title):
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -133,7 +128,7 @@ def main(argv=None) -> int:
     def dump(path):
         with open(path, "w") as f:
             json.dump(result, f, indent=2)
-    _write_atomic(os.path.join(args.out, "lif_twin.json"), dump)
+    write_atomic(os.path.join(args.out, "lif_twin.json"), dump)
     print(f"wrote {os.path.join(args.out, 'lif_twin.png')} and lif_twin.json")
     if not ok:
         print(f"error: LIFLayer and the Brian2 twin disagree (tolerance {MEM_ATOL})",
