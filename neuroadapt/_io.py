@@ -9,6 +9,7 @@ and the target is left untouched.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -32,11 +33,23 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
             os.unlink(tmp)
 
 
-def write_atomic(path: str | os.PathLike, write) -> None:
-    """``write(tmp_path)`` (any writer: ``fig.savefig``, ``json.dump`` to an opened file, ...), then
-    ``tmp_path`` becomes ``path`` -- the one-call form of :func:`atomic_path` the sims use."""
+def atomic_write(path: str | os.PathLike, write_fn, mode: str = "wb") -> Path:
+    """Call ``write_fn(fileobj)`` on a temp file next to ``path`` (its folder is created), then
+    move it into place -- e.g. ``atomic_write(p, lambda f: fig.savefig(f, format="png"))``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        write(tmp)
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            write_fn(f)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def fsync_dir(folder: Path) -> None:

@@ -16,14 +16,13 @@ torch model and Brian2 differ by more than 1 % of a trace's range.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from neuroadapt._io import write_atomic
+from neuroadapt._io import atomic_write, atomic_write_json
 
 RATES = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 PEAK_LEVEL = 0.3   # µM: a Ca2+ "peak" is an upward crossing of this level
@@ -99,16 +98,13 @@ def main(argv=None) -> int:
                  f"torch vs Brian2 max rel. error {max(err.values()):.1e}", fontsize=9)
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "astro_gchi.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_write(os.path.join(args.out, "astro_gchi.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     result = {"sim": "astro_gchi", "params": "stimberg_ex2", "dt": dt, "duration_s": args.duration,
               "seed": args.seed, "per_rate": per_rate, "torch_vs_brian2_rel_error": err, "rel_tol": REL_TOL,
               "match": bool(ok), "seconds_brian2": round(t1 - t0, 2), "seconds_torch": round(t2 - t1, 2)}
 
-    def dump(f):
-        with open(f, "w") as fh:
-            json.dump(result, fh, indent=2)
-    write_atomic(os.path.join(args.out, "astro_gchi.json"), dump)
+    atomic_write_json(os.path.join(args.out, "astro_gchi.json"), result)
     print(f"wrote {args.out}/astro_gchi.png and astro_gchi.json")
     return 0 if ok else 1
 

@@ -17,14 +17,13 @@ Usage: ``neuroadapt sim astro_network [--out DIR] [--duration S] [--seed N]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from neuroadapt._io import write_atomic
+from neuroadapt._io import atomic_write, atomic_write_json
 
 N_E, N_I, N_A = 80, 20, 20
 NEURON_EQS = """
@@ -152,16 +151,13 @@ def main(argv=None) -> int:
             ax.axvline(q * args.duration / 4, color="grey", lw=0.5, ls=":")
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "astro_network.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_write(os.path.join(args.out, "astro_network.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     result = {"sim": "astro_network", "n_exc": N_E, "n_inh": N_I, "n_astro": N_A, "dt": dt,
               "duration_s": args.duration, "seed": args.seed, "n_exc_synapses": runs["none"]["n_exc_synapses"],
               "summary": summary, "seconds_brian2": round(secs, 2)}
 
-    def dump(f):
-        with open(f, "w") as fh:
-            json.dump(result, fh, indent=2)
-    write_atomic(os.path.join(args.out, "astro_network.json"), dump)
+    atomic_write_json(os.path.join(args.out, "astro_network.json"), result)
     print(f"wrote {args.out}/astro_network.png and astro_network.json")
     return 0
 

@@ -23,14 +23,13 @@ Usage: ``neuroadapt sim astro_tripartite [--out DIR] [--duration S] [--reps N]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from neuroadapt._io import write_atomic
+from neuroadapt._io import atomic_write, atomic_write_json
 
 CONFIGS = ("none", "open", "closed")
 
@@ -116,17 +115,14 @@ def main(argv=None) -> int:
     ax[1].legend(fontsize=7)
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "astro_tripartite.png"), lambda f: fig.savefig(f, format="png", dpi=100))
+    atomic_write(os.path.join(args.out, "astro_tripartite.png"), lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     result = {"sim": "astro_tripartite", "params": "stimberg_ex4", "dt": dt, "duration_s": args.duration,
               "transient_s": args.transient, "reps": args.reps, "seed": args.seed, "rates_hz": rates.tolist(),
               "release_per_spike": curves, "checks": checks, "reproduces_published_behaviour": all(checks.values()),
               "seconds_brian2": round(secs, 2)}
 
-    def dump(f):
-        with open(f, "w") as fh:
-            json.dump(result, fh, indent=2)
-    write_atomic(os.path.join(args.out, "astro_tripartite.json"), dump)
+    atomic_write_json(os.path.join(args.out, "astro_tripartite.json"), result)
     print(f"wrote {args.out}/astro_tripartite.png and astro_tripartite.json")
     return 0
 

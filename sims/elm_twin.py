@@ -19,14 +19,13 @@ Exit status 1 if any difference exceeds ``ATOL``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from neuroadapt._io import write_atomic
+from neuroadapt._io import atomic_write, atomic_write_json
 
 ATOL = 1e-10        # float64 everywhere; differences are summation-order rounding (~1e-15)
 SHOW = 4            # memory units drawn per neuron
@@ -75,7 +74,7 @@ def _figure(runs, dt, path, title):
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -135,10 +134,7 @@ def main(argv=None) -> int:
     result = {"sim": "elm_twin", "steps": args.steps, "dt": dt, "n_in": n_in, "n_memory": n_mem,
               "input_spike_prob": rate, "seed": args.seed, "atol": ATOL, "match": bool(ok), "neurons": summary}
 
-    def dump(path):
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2)
-    write_atomic(os.path.join(args.out, "elm_twin.json"), dump)
+    atomic_write_json(os.path.join(args.out, "elm_twin.json"), result)
     print(f"wrote {os.path.join(args.out, 'elm_twin.png')} and elm_twin.json")
     if not ok:
         print(f"error: nn.ELM and its twins disagree (tolerance {ATOL})", file=sys.stderr)

@@ -21,13 +21,12 @@ status 1 if an angle is >= 5 degrees or the two implementations differ by more t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
 
-from neuroadapt._io import write_atomic
+from neuroadapt._io import atomic_write, atomic_write_json
 
 ANGLE_DEG = 5.0
 H_ATOL = 1e-9
@@ -110,19 +109,13 @@ def main(argv=None) -> int:
     fig.tight_layout()
     os.makedirs(args.out, exist_ok=True)
     png = os.path.join(args.out, "hlop_subspace.png")
-    write_atomic(png, lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_write(png, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     summary = {"sim": "hlop_subspace", "n": n, "k_per_task": k, "samples_per_task": S, "eta": args.eta,
                "seed": args.seed, "angle_limit_deg": ANGLE_DEG, "H_atol": H_ATOL, "ok": ok,
                "seconds": seconds,
                "phases": [{k_: v for k_, v in p.items() if not k_.startswith("curve")} for p in phases]}
-    text = json.dumps(summary, indent=2) + "\n"
-
-    def dump(path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    write_atomic(os.path.join(args.out, "hlop_subspace.json"), dump)
+    atomic_write_json(os.path.join(args.out, "hlop_subspace.json"), summary)
     for i, p in enumerate(phases):
         print(f"task {i + 1}: angle Brian2 {p['angle_brian2_deg']:.2f} deg, torch {p['angle_torch_deg']:.2f} deg "
               f"(start {p['initial_angle_deg']:.1f}); max |H_b - H_t| {p['max_abs_H_diff']:.1e}")

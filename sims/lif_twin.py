@@ -16,14 +16,13 @@ Usage: ``python sims/lif_twin.py [--out DIR]`` (default ``out/sims/lif_twin``), 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from neuroadapt._io import write_atomic
+from neuroadapt._io import atomic_write, atomic_write_json
 
 MEM_ATOL = 1e-10   # float64 on both sides; see docs/reference.md for why
 SHOW = 3           # neurons whose membrane traces are drawn
@@ -77,7 +76,7 @@ def _figure(runs, dt, path, title):
         ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -125,10 +124,7 @@ def main(argv=None) -> int:
               "n_in": n_in, "n_out": n_out, "input_spike_prob": p, "seed": args.seed,
               "mem_atol": MEM_ATOL, "match": bool(ok), "neurons": summary}
 
-    def dump(path):
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2)
-    write_atomic(os.path.join(args.out, "lif_twin.json"), dump)
+    atomic_write_json(os.path.join(args.out, "lif_twin.json"), result)
     print(f"wrote {os.path.join(args.out, 'lif_twin.png')} and lif_twin.json")
     if not ok:
         print(f"error: LIFLayer and the Brian2 twin disagree (tolerance {MEM_ATOL})",

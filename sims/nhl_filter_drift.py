@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import json
 import os
 import sys
 
@@ -50,7 +49,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from neuroadapt._io import atomic_path
+    from neuroadapt._io import atomic_write, atomic_write_json
     from neuroadapt.engine.adapt import load_adapt_recipe, run_stream, train_source
     from neuroadapt.engine.adapt_data import load_adapt_data
     from neuroadapt.learn.tta import make_method
@@ -90,12 +89,8 @@ def main(argv=None) -> int:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    with atomic_path(os.path.join(args.out, "nhl_filter_drift.png")) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(buf.getvalue())
-    with atomic_path(os.path.join(args.out, "nhl_filter_drift.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(summary, f, indent=2)
+    atomic_write(os.path.join(args.out, "nhl_filter_drift.png"), lambda f: f.write(buf.getvalue()))
+    atomic_write_json(os.path.join(args.out, "nhl_filter_drift.json"), summary)
     return 0
 
 

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from neuroadapt._io import atomic_path
+    from neuroadapt._io import atomic_write, atomic_write_json
     from neuroadapt.learn.tta.hebbian import softhebb_delta
     from neuroadapt.reference.softhebb_brian2 import softhebb_brian2
 
@@ -74,12 +74,8 @@ def main(argv=None) -> int:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    with atomic_path(os.path.join(args.out, "softhebb_wta.png")) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(buf.getvalue())
-    with atomic_path(os.path.join(args.out, "softhebb_wta.json")) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(summary, f, indent=2)
+    atomic_write(os.path.join(args.out, "softhebb_wta.png"), lambda f: f.write(buf.getvalue()))
+    atomic_write_json(os.path.join(args.out, "softhebb_wta.json"), summary)
     print(json.dumps(summary))
     return 0 if summary["match"] else 1
 

@@ -12,34 +12,15 @@ that fails before its first checkpoint removes ``<out>.partial/`` again.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-from neuroadapt._io import atomic_path, fsync_dir
+from neuroadapt._io import atomic_write, atomic_write_json, atomic_write_text, fsync_dir  # noqa: F401  (re-exported)
 from neuroadapt.errors import CheckpointError
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "RunDir", "partial_path"]
-
-
-def atomic_write(path: str | os.PathLike, write_fn, mode: str = "wb") -> Path:
-    """Call ``write_fn(fileobj)`` on a temp file next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            write_fn(f)
-    return path
-
-
-def atomic_write_text(path, text: str) -> Path:
-    return atomic_write(path, lambda f: f.write(text), mode="w")
-
-
-def atomic_write_json(path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def partial_path(out: str | os.PathLike) -> Path:
