@@ -95,11 +95,13 @@ def build(cfg: dict, device: torch.device) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     loss_fn = nn.CrossEntropyLoss()
 
-    def plain():
+    def plain():  # HLOP's recording hooks off: plain steps must not feed the next HLOP step
+        h.collecting = False
         loss_fn(model(x), y).backward()
         opt.step()
 
     def with_hlop():
+        h.collecting = True
         loss_fn(model(x), y).backward()
         h.step()
         opt.step()

@@ -106,21 +106,12 @@ def _counts(spec, names) -> dict:
     return {n: int(spec) for n in names}
 
 
-def _make_optimizer(model, train: dict):
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    if train["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"])
-    cls = torch.optim.Adam if train["optimizer"] == "adam" else torch.optim.AdamW
-    return cls(params, lr=train["lr"], weight_decay=train["weight_decay"])
-
-
 def run_method(method: str, recipe: dict, seq, log=print, progress=None) -> dict:
     """Train ``method`` over the sequence; the accuracy matrix on ``continual.eval_split``."""
     import torch
 
     from neuroadapt.engine.continual_tasks import EWC, acc_bwt, evaluate_task, train_task
+    from neuroadapt.engine.trainer import make_optimizer
     from neuroadapt.engine.models import build_model
 
     train, cont, seed = recipe["training"], recipe["continual"], recipe["training"]["seed"]
@@ -130,7 +121,7 @@ def run_method(method: str, recipe: dict, seq, log=print, progress=None) -> dict
     start = time.perf_counter()
     if method == "multitask":
         epochs = cont["multitask_epochs"] or train["epochs"]
-        opt = _make_optimizer(model, train)
+        opt = make_optimizer([p for p in model.parameters() if p.requires_grad], train)
         train_task(model, opt, seq, list(range(n)), epochs, train["batch_size"], seed, progress=progress)
         row = [evaluate_task(model, seq, split, t, train["eval_batch_size"], seed) for t in range(n)]
         acc = float(np.mean(row))
@@ -156,7 +147,7 @@ def run_method(method: str, recipe: dict, seq, log=print, progress=None) -> dict
         if hlop is not None:
             hlop.begin_task(initial if t == 0 else increments[t - 1])
         lr = train["lr"] if t == 0 or cont["lr_later"] is None else cont["lr_later"]
-        opt = _make_optimizer(model, {**train, "lr": lr})
+        opt = make_optimizer([p for p in model.parameters() if p.requires_grad], {**train, "lr": lr})
         train_task(model, opt, seq, [t], train["epochs"], train["batch_size"], seed * 131 + t,
                    penalty=ewc.penalty if ewc is not None and t > 0 else None,
                    after_backward=hlop.step if hlop is not None else None, progress=progress)
@@ -223,18 +214,27 @@ def run_continual(recipe: dict, out, methods=None, echo: bool = True) -> dict:
     """Run every method of the recipe; write the run directory ``out``; return metrics."""
     import torch
 
-    from neuroadapt.engine.config import dump_recipe
-    from neuroadapt.engine.continual_tasks import TaskSequence
-    from neuroadapt.engine.rundir import RunDir, partial_path
-    from neuroadapt.engine.runtime import build_dataset
+    from neuroadapt.engine.runtime import apply_runtime
 
     cont, train = recipe["continual"], recipe["training"]
     methods = list(methods or cont["methods"])
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
-    if train["threads"]:
-        torch.set_num_threads(int(train["threads"]))
+    restore = apply_runtime(train, torch.device("cpu"))  # threads, determinism; undone on return
+    try:
+        return _run_continual(recipe, methods, out, echo)
+    finally:
+        restore()
+
+
+def _run_continual(recipe: dict, methods: list, out, echo: bool) -> dict:
+    from neuroadapt.engine.config import dump_recipe
+    from neuroadapt.engine.continual_tasks import TaskSequence
+    from neuroadapt.engine.rundir import RunDir, partial_path
+    from neuroadapt.engine.runtime import build_dataset
+
+    cont, train = recipe["continual"], recipe["training"]
     dataset = build_dataset(recipe)
     seq = TaskSequence(dataset, cont["sequence"], cont["n_tasks"], cont["classes_per_task"],
                        cont["val_fraction"], seed=train["seed"])

@@ -224,6 +224,9 @@ class HLOP:
                                          f"{', '.join(unsupported)}")
         self.modules = {n: named[n] for n in layers}
         self.excluded = exclude
+        # 1-D parameters (norm affine, biases) outside excluded modules: held fixed after the first task
+        skip = {id(p) for e in exclude for p in model.get_submodule(e).parameters()}
+        self._frozen_1d = [p for p in model.parameters() if p.ndim <= 1 and id(p) not in skip] if freeze_norm else []
         self.subspaces: dict[str, LateralSubspace] = {}
         for n, m in self.modules.items():
             if isinstance(m, nn.Conv2d) or isinstance(m, nn.Conv1d):
@@ -356,11 +359,8 @@ class HLOP:
                 m.weight.grad.copy_(sub.project_rows(G).reshape(m.weight.shape))
             else:
                 m.weight.grad.copy_(self._input_projected_grad(name, m, sub))
-        if self.freeze_norm:
-            skip = {id(p) for e in self.excluded for p in self.model.get_submodule(e).parameters()}
-            for p in self.model.parameters():
-                if p.ndim <= 1 and id(p) not in skip:
-                    p.grad = None
+        for p in self._frozen_1d:  # normalisation / bias parameters frozen after the first task
+            p.grad = None
 
     def _input_projected_grad(self, name, m, sub) -> torch.Tensor:
         rec = self._records[name]
