@@ -141,7 +141,7 @@ def run_adapt(recipe: dict, out, seeds=None, settings=None, methods=None, split:
 
     from neuroadapt.engine.adapt_data import load_adapt_data
     from neuroadapt.engine.adapt_report import summarise, table_text, write_plot
-    from neuroadapt.engine.rundir import RunDir, partial_path
+    from neuroadapt.engine.rundir import RunDir
     from neuroadapt.learn.tta import METHODS
     from neuroadapt.learn.tta.models import build_model
 
@@ -156,18 +156,18 @@ def run_adapt(recipe: dict, out, seeds=None, settings=None, methods=None, split:
         if s not in SETTINGS:
             raise ConfigError(f"unknown setting {s!r}; choose from {SETTINGS}")
     ds = dict(recipe["dataset"], **({"root": data_root} if data_root else {}))
+    from neuroadapt.engine.rundir import clear_partial, prepare_out
+    from neuroadapt.engine.trainer import resolve_device
+
     torch.set_num_threads(max(1, recipe["threads"]))
-    device = torch.device(recipe["device"] if recipe["device"] != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(recipe["device"])
     out = Path(out)
+    prepare_out(out, resume=False, overwrite=True)  # a finished run is replaced; any other folder is refused
     cache = out.parent / ".cache"
     data = load_adapt_data(ds, split=split, cache=cache)
     bs = int(recipe["adapt"]["batch_size"])
     run = RunDir(out, echo=echo)
-    if partial_path(out).exists():
-        import shutil
-        shutil.rmtree(partial_path(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    clear_partial(out)
     run.create(yaml.safe_dump({**recipe, "run": {"seeds": seeds, "settings": settings, "methods": methods,
                                                  "split": split}}, sort_keys=False))
     try:

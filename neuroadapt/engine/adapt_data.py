@@ -110,7 +110,6 @@ def _cifar10_c(ds: dict, severity: int, names, split: str, cache) -> AdaptData:
     val_size = int(ds.get("val_size", 5000))
     if not 0 < val_size < len(x):
         raise ConfigError(f"dataset.val_size must be in 1..{len(x) - 1}, got {val_size}")
-    tx, ty = load_cifar10(ds["source_root"], train=False)
     yt = torch.from_numpy(y)
     train_x, train_y, val_x, val_y = _to_tensor(x[:-val_size]), yt[:-val_size], _to_tensor(x[-val_size:]), yt[-val_size:]
     if split == "val":
@@ -118,6 +117,7 @@ def _cifar10_c(ds: dict, severity: int, names, split: str, cache) -> AdaptData:
                                  cache, "cifar10-val")
         domains = [(n, _to_tensor(corrupted[n]), val_y) for n in names]
         return AdaptData("cifar10-c", train_x, train_y, val_x, val_y, val_x, val_y, domains, severity, split)
+    tx, ty = load_cifar10(ds["source_root"], train=False)  # only the test stream needs the clean test set
     if not ds.get("root"):
         raise ConfigError("dataset.root (or --data-root): the CIFAR-10-C folder with <corruption>.npy and labels.npy")
     domains = []

@@ -20,7 +20,7 @@ from torch import nn
 
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
 
-__all__ = ["TTAMethod", "entropy", "norm_layers", "first_conv", "last_linear", "set_norm_batch_stats"]
+__all__ = ["TTAMethod", "entropy", "norm_layers", "first_conv", "set_norm_batch_stats"]
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -49,14 +49,6 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     raise UnsupportedOptionError(
         f"{type(model).__name__} has no nn.Conv2d layer; NHL's Hebbian step updates the first convolution "
         f"(use a convolutional model, or another method)")
-
-
-def last_linear(model: nn.Module) -> tuple[str, nn.Linear] | None:
-    found = None
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Linear):
-            found = (name, m)
-    return found
 
 
 def set_norm_batch_stats(model: nn.Module) -> None:

@@ -127,11 +127,13 @@ class EATA(Tent):
         if self.avg_probs is not None and keep.any():
             cos = F.cosine_similarity(self.avg_probs.unsqueeze(0), probs, dim=1)
             keep = keep & (cos.abs() < self.d_margin)
-        if keep.any():
+        n = int(keep.sum())
+        if n:
             kept = probs[keep].detach().mean(0)
             self.avg_probs = kept if self.avg_probs is None else 0.9 * self.avg_probs + 0.1 * kept
-        self.n_used += int(keep.sum())
-        loss = (ent[keep] * torch.exp(-(ent[keep].detach() - e_margin))).sum() / max(1, int(keep.sum()))
+        self.n_used += n
+        e = ent[keep]
+        loss = (e * torch.exp(-(e.detach() - e_margin))).sum() / max(1, n)
         if self.fisher is not None:
             loss = loss + self.fisher_alpha * sum(
                 (f * (p - a) ** 2).sum() for f, p, a in zip(self.fisher, self.params, self.anchor))
