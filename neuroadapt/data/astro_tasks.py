@@ -16,7 +16,6 @@ the test split (different files).  The engine's test loss (nats) over ln 2 is bi
 """
 from __future__ import annotations
 
-import math
 import sysconfig
 from pathlib import Path
 
@@ -207,9 +206,4 @@ class CharLM:
 
     def __repr__(self):
         return f"CharLM(context={self.n_steps}, vocab={self.n_inputs}, {self.source})"
-
-
-def bits_per_char(loss_nats: float) -> float:
-    """Cross-entropy in nats per character -> bits per character."""
-    return loss_nats / math.log(2)
 

@@ -4,6 +4,7 @@ their checks.  Pure data and standard-library checks; the model is built in
 """
 from __future__ import annotations
 
+from neuroadapt.engine.config_elm import resolve_model_dt
 from neuroadapt.errors import ConfigError
 
 __all__ = ["ASTRO_TYPES", "ASTRO_MODEL_SCHEMA", "check_astro_model"]
@@ -62,11 +63,4 @@ def check_astro_model(recipe: dict, where: str) -> None:
         raise ConfigError(f"{where}: model.u_star must lie in (0, 1), alpha and g_gamma in [0, 1)")
     if m["n_inputs"] is not None and m["n_inputs"] < 1:
         raise ConfigError(f"{where}: model.n_inputs must be >= 1, got {m['n_inputs']}")
-    if m["dt"] is None:
-        ds_dt = recipe["dataset"].get("dt")
-        if not isinstance(ds_dt, (int, float)) or isinstance(ds_dt, bool):
-            raise ConfigError(f"{where}: model.dt is null and dataset {recipe['dataset']['name']!r} has no dt; "
-                              f"set model.dt (seconds per step)")
-        m["dt"] = float(ds_dt)
-    if m["dt"] <= 0:
-        raise ConfigError(f"{where}: model.dt must be > 0 seconds, got {m['dt']}")
+    resolve_model_dt(recipe, m, where)

@@ -77,6 +77,11 @@ def check_elm_model(recipe: dict, where: str) -> None:
         if m["n_branches"] is None or m["n_branches"] < 1:
             raise ConfigError(f"{where}: model.type branch_elm needs model.n_branches (a positive integer), "
                               f"got {m['n_branches']!r}")
+    resolve_model_dt(recipe, m, where)
+
+
+def resolve_model_dt(recipe: dict, m: dict, where: str) -> None:
+    """``model.dt`` null -> the data set's ``dt`` (seconds per step); refused when neither is usable."""
     if m["dt"] is None:
         ds_dt = recipe["dataset"].get("dt")
         if not isinstance(ds_dt, (int, float)) or isinstance(ds_dt, bool):

@@ -110,6 +110,6 @@ def build_model(model_cfg: dict, n_inputs: int, n_classes: int) -> nn.Module:
 
         return build_astro_classifier(cfg, n_inputs, n_classes)
     if kind != "spiking_classifier":
-        raise UnsupportedOptionError(f"model.type: {kind!r} is not supported; use spiking_classifier, elm or branch_elm")
+        raise UnsupportedOptionError(f"model.type: {kind!r} is not supported; use spiking_classifier, elm, branch_elm or astro_classifier")
     width = cfg.pop("n_inputs", None) or n_inputs
     return SpikingClassifier(n_inputs=width, n_classes=n_classes, **cfg)

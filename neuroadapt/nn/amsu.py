@@ -168,36 +168,44 @@ class AMSU(nn.Module):
         return state.astro[1] if self.kind == "reduced" else (state.astro[3] if self.kind == "gchi"
                                                              else state.mem.new_zeros(state.mem.shape[0], self.n_astro))
 
-    def _synapse(self, s, state: AMSUState):
+    def _coeffs(self) -> dict:
+        """Per-step constants that depend only on the parameters: computed once per call, not per step."""
+        k = {"beta": self.beta_raw.clamp(0, 1), "g_exc": self.g_exc.clamp(0, 0.9) if self.excitability else None}
+        if self.kind != "gchi":
+            k.update(u_star=torch.sigmoid(self.u_star_logit), alpha=torch.sigmoid(self.alpha_logit),
+                     d_f=self._decay(self.log_tau_f), d_d=self._decay(self.log_tau_d))
+        if self.kind == "reduced":
+            k.update(d_p=self._decay(self.log_tau_p), d_c=self._decay(self.log_tau_c),
+                     d_gamma=self._decay(self.log_tau_gamma), g_gamma=torch.sigmoid(self.g_gamma_logit))
+        return k
+
+    def _synapse(self, s, state: AMSUState, k: dict):
         """Release and astrocyte update: ``(u, x, r, gamma, astro)`` (independent of the neurons' output)."""
         if self.kind == "gchi":
             return self._gchi_synapse(s, state)
-        u, x, r = release_step(s, state.u, state.x, state.gamma, torch.sigmoid(self.u_star_logit),
-                               torch.sigmoid(self.alpha_logit), self._decay(self.log_tau_f),
-                               self._decay(self.log_tau_d))
+        u, x, r = release_step(s, state.u, state.x, state.gamma, k["u_star"], k["alpha"], k["d_f"], k["d_d"])
         gamma, astro = state.gamma, state.astro
         if self.kind == "reduced":
-            p, c, gamma = reduced_astro_step(r, *astro, state.gamma, self.m_in, self.m_out,
-                                             self._decay(self.log_tau_p), self._decay(self.log_tau_c),
-                                             self._decay(self.log_tau_gamma), self.g_in, self.g_c, self.theta_p,
-                                             torch.sigmoid(self.g_gamma_logit))
+            p, c, gamma = reduced_astro_step(r, *astro, state.gamma, self.m_in, self.m_out, k["d_p"], k["d_c"],
+                                             k["d_gamma"], self.g_in, self.g_c, self.theta_p, k["g_gamma"])
             astro = (p, c)
         return u, x, r, gamma, astro
 
-    def _neuron(self, current, astro, mem, spk, theta_prev):
+    def _neuron(self, current, astro, mem, spk, theta_prev, k: dict):
         if self.rec is not None:
             current = current + self.rec(spk)
         theta = self.threshold.expand_as(mem)
         if self.excitability:
             ca = (astro[1] if self.kind == "reduced" else astro[3] / self.params.C_T) @ self.p_neuron.T
-            theta = self.threshold * (1 - (self.g_exc.clamp(0, 0.9) * ca).clamp(max=0.9))
-        spk, mem = lif_step(current, mem, spk, theta_prev, theta, self.beta_raw.clamp(0, 1), self.spike_grad)
+            theta = self.threshold * (1 - (k["g_exc"] * ca).clamp(max=0.9))
+        spk, mem = lif_step(current, mem, spk, theta_prev, theta, k["beta"], self.spike_grad)
         return spk, mem, theta
 
     def step(self, s: torch.Tensor, state: AMSUState) -> tuple[torch.Tensor, AMSUState]:
         """One time step: ``spk, new_state = layer.step(x_t, state)``."""
-        u, x, r, gamma, astro = self._synapse(s, state)
-        spk, mem, theta = self._neuron(self.fc(self.kappa * r), astro, state.mem, state.spk, state.theta)
+        k = self._coeffs()
+        u, x, r, gamma, astro = self._synapse(s, state, k)
+        spk, mem, theta = self._neuron(self.fc(self.kappa * r), astro, state.mem, state.spk, state.theta, k)
         return spk, AMSUState(mem, spk, theta, u, x, r, gamma, astro)
 
     def _gchi_synapse(self, s, state):
@@ -235,9 +243,9 @@ class AMSU(nn.Module):
         # GEMM for every step's current, then the (recurrent) neurons
         rs, gammas, astros = [], [], []
         u, xs, gamma, astro = state.u, state.x, state.gamma, state.astro
-        syn_state = state
+        syn_state, k = state, self._coeffs()
         for t in range(x.shape[0]):
-            u, xs, r, gamma, astro = self._synapse(x[t], syn_state)
+            u, xs, r, gamma, astro = self._synapse(x[t], syn_state, k)
             syn_state = syn_state._replace(u=u, x=xs, r=r, gamma=gamma, astro=astro)
             rs.append(r)
             gammas.append(gamma)
@@ -246,7 +254,7 @@ class AMSU(nn.Module):
         mem, spk, theta = state.mem, state.spk, state.theta
         spks, mems = [], []
         for t in range(x.shape[0]):
-            spk, mem, theta = self._neuron(current[t], astros[t], mem, spk, theta)
+            spk, mem, theta = self._neuron(current[t], astros[t], mem, spk, theta, k)
             spks.append(spk)
             mems.append(mem)
         state = AMSUState(mem, spk, theta, u, xs, rs[-1], gamma, astro)
