@@ -15,7 +15,7 @@ from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionEr
 from neuroadapt.export import get_target
 from neuroadapt.export.spinnaker import export_model
 from neuroadapt.export.spinnaker.compare import coincidence, match_count, raster_times
-from neuroadapt.export.spinnaker.convert import build_network, decay_from_tau, tau_from_decay
+from neuroadapt.export.spinnaker.convert import build_network, decay_from_tau, expand_counts, tau_from_decay
 from neuroadapt.export.spinnaker.fixed import S1615_MAX, Emulator, from_s1615, to_s1615, to_u032
 from neuroadapt.export.spinnaker.keys import decode_keys, routing_table, spike_keys
 
@@ -219,7 +219,7 @@ def test_files_written(tmp_path):
     py_compile.compile(str(tmp_path / "run_pynn.py"), doraise=True)
     with pytest.raises(ShapeError):
         export_model(m, tmp_path / "x", dt=1e-3, verify=True, inputs=None)
-    with pytest.raises(InvalidInputError, match="0/1 spikes"):
+    with pytest.raises(InvalidInputError, match="whole spike counts"):
         export_model(m, tmp_path / "y", dt=1e-3, verify=True, inputs=torch.full((5, 2, 16), 0.5), run_nest=False)
     assert not (tmp_path / "y").exists() or list((tmp_path / "y").iterdir()) == []
 
@@ -243,6 +243,42 @@ def test_nest_runs_the_pynn_script_spike_for_spike(tmp_path, neuron, reset, recu
     assert v["nest"]["accuracy"] == v["reference"]["accuracy"]
     assert report["spike_coincidence"] == 1.0 and report["spike_mismatches"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(report["files"])
+
+
+def test_expand_counts():
+    x = np.array([[[0, 2, 1]], [[3, 0, 0]]])  # (T=2, B=1, n=3) spike counts
+    r = expand_counts(x, 3)
+    assert r.shape == (2, 1, 9) and r.dtype == np.uint8
+    np.testing.assert_array_equal(r.reshape(2, 3, 3).sum(1), x[:, 0])  # copies add back to the counts
+    np.testing.assert_array_equal(r[1, 0], [1, 0, 0, 1, 0, 0, 1, 0, 0])
+    with pytest.raises(InvalidInputError, match="input_copies >= 3"):
+        expand_counts(x, 2)
+    for bad in (np.full((2, 1, 3), 0.5), np.full((2, 1, 3), -1.0), np.full((2, 1, 3), np.nan)):
+        with pytest.raises(InvalidInputError, match="whole spike counts"):
+            expand_counts(bad, 3)
+
+
+def test_nest_spike_count_inputs_are_exact(tmp_path):
+    """Inputs with several spikes per channel and step (binned SHD / spoken digits): the export gives each
+    channel input_copies source neurons (taken from the inputs' largest count); NEST and the emulator
+    then reproduce neuroadapt exactly, and counts above input_copies are refused by the script."""
+    m = _model("leaky", "zero", recurrent=True, hidden=(12,), gain=1.5)
+    g = torch.Generator().manual_seed(3)
+    x = torch.poisson(torch.full((20, 3, 16), 0.6), generator=g).clamp(max=3)
+    assert x.max() == 3
+    report = export_model(m, tmp_path, dt=0.02, verify=True, inputs=x)
+    assert report["input_copies"] == 3
+    doc = json.loads((tmp_path / "network.json").read_text())
+    assert doc["input_channels"] == 16 and doc["populations"][0]["size"] == 48
+    v = report["verification"]
+    c = v["nest"]["layers"]["hidden0"]
+    assert c["n_ref"] > 20 and c["coincidence"] == 1.0
+    assert v["emulator"]["float"]["layers"]["hidden0"]["coincidence"] == 1.0
+    assert v["nest"]["readout_max_abs_err"] < 1e-4
+    from neuroadapt.export.spinnaker.runner import run_pynn
+    from neuroadapt.errors import ReferenceUnavailableError
+    with pytest.raises(ReferenceUnavailableError, match="input_copies"):
+        run_pynn(tmp_path, np.full((4, 1, 16), 4, dtype=np.uint8))
 
 
 def test_nest_fir_subtract_is_exact(tmp_path):

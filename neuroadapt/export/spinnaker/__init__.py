@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuroadapt.errors import InvalidInputError, ShapeError
+from neuroadapt.errors import ShapeError
 from neuroadapt.export.spinnaker.compare import coincidence, raster_times
-from neuroadapt.export.spinnaker.convert import build_network, decay_from_tau, tau_from_decay
+from neuroadapt.export.spinnaker.convert import build_network, decay_from_tau, expand_counts, tau_from_decay
 from neuroadapt.export.spinnaker.fixed import Emulator
 from neuroadapt.export.spinnaker.keys import routing_table
 from neuroadapt.export.spinnaker.runner import nest_available, run_pynn
@@ -54,14 +54,11 @@ def verify_network(model, net, inputs, labels=None, *, export_dir=None, tol_ms: 
     if x.ndim != 3:
         raise ShapeError(f"verification inputs must be time-major (T, B, n_inputs), got shape {tuple(x.shape)}")
     x = x.to(next(model.parameters()).dtype)
-    if not bool(((x == 0) | (x == 1)).all()):
-        raise InvalidInputError("SpiNNaker inputs are spike sources: verification inputs must be 0/1 spikes; "
-                                "this data set's encoding gives graded values (use a spike encoding)")
+    spikes_in = expand_counts(x.numpy(), net.input_copies)  # refuses graded values and counts > input_copies
     with torch.no_grad():
         logits, rec = model(x, record=True)
     T, B = x.shape[:2]
     h = net.h_ms
-    spikes_in = (x.numpy() > 0).astype(np.uint8)
     ref = {f"hidden{i}": raster_times(s.numpy(), h) for i, (s, _) in enumerate(rec["hidden"])}
     ref_v = rec["readout"].double().numpy()
     ref_logits = logits.double().numpy()
@@ -93,7 +90,7 @@ def verify_network(model, net, inputs, labels=None, *, export_dir=None, tol_ms: 
         "readout_v_max_abs_diff_mv": float(np.abs(fx["v_readout"][win["readout"]] - fl["v_readout"][win["readout"]]).max())}
     report["emulator"] = emu
     if run_nest:
-        res = run_pynn(export_dir, spikes_in, chunk=chunk)
+        res = run_pynn(export_dir, x.numpy().astype(np.uint8), chunk=chunk)  # counts: the script expands them
         nest = {"layers": {}}
         for p in net.populations:
             if p.role == "hidden":
@@ -113,16 +110,25 @@ def verify_network(model, net, inputs, labels=None, *, export_dir=None, tol_ms: 
 
 
 def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None, v_scale: float = 10.0,
-                 subtract: str = "reset", fir_steps: int = 0, tol_ms: float = 1.0, run_nest: bool = True,
-                 chunk: int = 32) -> dict:
+                 subtract: str = "reset", fir_steps: int = 0, input_copies: int | None = None, tol_ms: float = 1.0,
+                 run_nest: bool = True, chunk: int = 32) -> dict:
     """Export ``model`` (a SpikingClassifier) for SpiNNaker into ``out_dir``; see the module docstring.
 
     ``v_scale``: mV per unit of the model's membrane (threshold 1 -> 10 mV above rest by default).
     ``subtract``/``fir_steps``: mapping of subtract-reset layers (:func:`build_network`; ``"fir"`` is
     exact for inputs of at most ``fir_steps`` steps). ``run_nest=False`` skips the NEST run in
-    verification (emulator only)."""
+    verification (emulator only). ``input_copies``: source neurons per input channel, i.e. the most
+    spikes a channel may carry in one step (inputs of spike counts; ``None``: the largest count in
+    ``inputs``, 1 without inputs)."""
     out_dir = Path(out_dir)
-    net = build_network(model, float(dt), v_scale=v_scale, subtract=subtract, fir_steps=fir_steps)
+    if input_copies is None:
+        input_copies = 1
+        if inputs is not None:
+            counts = np.asarray(torch.as_tensor(inputs).detach().cpu().numpy())
+            if counts.size and np.all(np.isfinite(counts)):
+                input_copies = max(1, int(np.ceil(counts.max())))
+    net = build_network(model, float(dt), v_scale=v_scale, subtract=subtract, fir_steps=fir_steps,
+                        input_copies=input_copies)
     Emulator(net)  # every parameter in s16.15 before anything is written (overflow raises here)
     keys = routing_table([(p.label, p.size) for p in net.populations])
     net.notes = {"neuron_mapping": {p.label: p.cell for p in net.populations},
@@ -135,6 +141,7 @@ def export_model(model, out_dir, *, dt, verify=False, inputs=None, labels=None, 
     try:
         files = write_files(net, staging, keys)
         report = {"files": files, "neurons": {p.label: p.cell for p in net.populations}, "subtract_mapping": subtract,
+                  "input_copies": int(net.input_copies),
                   "lags_steps": net.notes["lags_steps"], "v_scale_mv": v_scale,
                   "synapses": int(sum(len(q.rows) for q in net.projections))}
         if verify:

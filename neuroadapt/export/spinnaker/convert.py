@@ -39,7 +39,7 @@ import torch
 from neuroadapt.errors import InvalidInputError, UnsupportedOptionError
 
 __all__ = ["tau_from_decay", "decay_from_tau", "Population", "Projection", "Network", "build_network",
-           "INPUT_LAG", "CM_NF", "READOUT_THRESHOLD_MV"]
+           "expand_counts", "INPUT_LAG", "CM_NF", "READOUT_THRESHOLD_MV"]
 
 CM_NF = 1.0                  #: membrane capacitance of every exported cell [nF]
 INPUT_LAG = 2                #: grid steps by which input spikes are sent late (PyNN/NEST needs t > min_delay)
@@ -119,6 +119,8 @@ class Network:
     projections: list
     v_scale: float               # mV per model unit
     notes: dict = field(default_factory=dict)
+    input_channels: int = 0      # the model's input width
+    input_copies: int = 1        # source neurons per input channel (spike counts up to this per step)
 
     @property
     def h_ms(self) -> float:
@@ -155,11 +157,31 @@ def _rows(w: np.ndarray, delay_ms: float):
     return rows[vals > 0], rows[vals < 0]
 
 
-def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "reset", fir_steps: int = 0) -> Network:
+def expand_counts(counts, copies: int) -> np.ndarray:
+    """Graded input (T, B, n) of spike counts 0..``copies`` -> a 0/1 raster (T, B, copies * n) in which
+    source ``c * n + i`` fires at step ``t`` when ``counts[t, :, i] > c``: the exported input population
+    (a spike source emits at most one spike per neuron and step on SpiNNaker)."""
+    x = np.asarray(counts)
+    if x.ndim != 3:
+        raise InvalidInputError(f"inputs must be time-major (T, B, n_inputs), got shape {x.shape}")
+    if not np.all(np.isfinite(x)) or np.any(x < 0) or np.any(x != np.round(x)):
+        raise InvalidInputError("SpiNNaker inputs are spike sources: inputs must be non-negative whole spike counts "
+                                "per step (this data set's encoding gives graded values; use a spike encoding)")
+    top = int(x.max(initial=0))
+    if top > copies:
+        raise InvalidInputError(f"inputs carry up to {top} spikes per channel and step, but the network was "
+                                f"exported with input_copies={copies}; export again with input_copies >= {top}")
+    return np.concatenate([(x > c) for c in range(copies)], axis=2).astype(np.uint8)
+
+
+def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "reset", fir_steps: int = 0,
+                  input_copies: int = 1) -> Network:
     """The PyNN description of ``model`` (a SpikingClassifier) for a time step of ``dt`` seconds;
     ``v_scale`` mV stand for one unit of the model's membrane. Subtract-reset layers: ``subtract="reset"``
     (standard cell, reset to ``theta (1 - 1/beta)``, approximate) or ``"fir"`` (memoryless cells and
-    ``fir_steps`` delayed copies of every synapse, exact for sequences of at most ``fir_steps`` steps)."""
+    ``fir_steps`` delayed copies of every synapse, exact for sequences of at most ``fir_steps`` steps).
+    ``input_copies`` = C: inputs that are spike counts up to C per step become C source neurons per
+    channel (:func:`expand_counts`), each connected with the channel's weights."""
     from neuroadapt.nn.layers import LIFLayer, LIReadout
     from neuroadapt.nn.neurons import Leaky, RLeaky, RSynaptic, Synaptic
 
@@ -176,9 +198,11 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
     if subtract == "fir" and not (isinstance(fir_steps, int) and 1 <= fir_steps <= MAX_DELAY_STEPS):
         raise UnsupportedOptionError(f"fir_steps must be an integer in 1..{MAX_DELAY_STEPS} (SpiNNaker's longest "
                                      f"delay, with delay extensions), got {fir_steps!r}")
+    if not (isinstance(input_copies, int) and not isinstance(input_copies, bool) and 1 <= input_copies <= 255):
+        raise UnsupportedOptionError(f"input_copies must be an integer in 1..255, got {input_copies!r}")
     h = dt * 1e3
     n_in = layers[0].in_features if len(layers) else readout.in_features
-    pops = [Population("input", n_in, "SpikeSourceArray", role="input", lag=INPUT_LAG)]
+    pops = [Population("input", n_in * input_copies, "SpikeSourceArray", role="input", lag=INPUT_LAG)]
     prev, prev_lag = "input", INPUT_LAG
     pending: dict = {}  # (pre, post, receptor) -> [kind, row blocks]: one Projection each (rows carry delays)
 
@@ -212,6 +236,8 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
         thr = _per_neuron(nrn.threshold, n, f"layer {i} threshold")
         tau_m = tau_from_decay(beta, dt)
         w = _np(layer.fc.weight) * v_scale        # mV of membrane effect per input spike
+        if i == 0:
+            w = np.tile(w, (1, input_copies))     # source c * n_in + j carries channel j's (c+1)-th spike
         b = _np(layer.fc.bias) * v_scale if layer.fc.bias is not None else np.zeros(n)
         _check_finite(w, f"layer {i} weight")
         alpha = _per_neuron(nrn.alpha.clamp(0, 1), n, f"layer {i} alpha") if synaptic else None
@@ -268,6 +294,8 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
     n = readout.out_features
     beta = _per_neuron(readout.beta.clamp(0, 1), n, "readout beta")
     w = _np(readout.fc.weight) * v_scale
+    if not len(layers):
+        w = np.tile(w, (1, input_copies))
     _check_finite(w, "readout weight")
     params = {"tau_m": tau_from_decay(beta, dt), "cm": np.full(n, CM_NF), "v_rest": np.zeros(n),
               "v_thresh": np.full(n, READOUT_THRESHOLD_MV), "v_reset": np.zeros(n), "tau_refrac": np.zeros(n),
@@ -279,6 +307,7 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
     add_bias(len(layers), "readout", _np(readout.fc.bias) * v_scale if readout.fc.bias is not None else None, prev_lag)
     projs = [Projection(pre, post, np.concatenate(blocks), rec, kind)
              for (pre, post, rec), (kind, blocks) in pending.items()]
-    net = Network(dt=float(dt), populations=pops, projections=projs, v_scale=float(v_scale))
+    net = Network(dt=float(dt), populations=pops, projections=projs, v_scale=float(v_scale),
+                  input_channels=int(n_in), input_copies=int(input_copies))
     return net
 

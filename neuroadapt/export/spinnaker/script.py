@@ -8,7 +8,8 @@ Files (all in the export folder):
   ``(pre, post, weight, delay)`` per projection (weights in mV for ``IF_curr_delta``, nA for
   ``IF_curr_exp``; inhibitory weights negative; delays in ms);
 * ``run_pynn.py``: builds the network with any PyNN backend (``--simulator nest``), feeds
-  ``SpikeSourceArray`` inputs from an ``inputs.npz`` (``spikes``: (T, B, n_in) 0/1 raster), and saves
+  ``SpikeSourceArray`` inputs from an ``inputs.npz`` (``spikes``: (T, B, n_in) spike counts, at most
+  ``input_copies`` per step), and saves
   every population's spikes (and the readout's ``v``) to an ``.npz``. It needs only numpy and PyNN.
 """
 from __future__ import annotations
@@ -30,7 +31,9 @@ SCRIPT = r'''#!/usr/bin/env python
 
     python run_pynn.py --inputs inputs.npz --out result.npz [--simulator nest] [--chunk 32]
 
-``inputs.npz`` holds ``spikes``: a (T, B, n_inputs) 0/1 raster on the network's time step. Input step
+``inputs.npz`` holds ``spikes``: a (T, B, n_inputs) raster of spike counts (0/1, or up to
+``input_copies`` in network.json) on the network's time step. Channel ``i``'s ``c``-th spike of a step
+comes from source neuron ``(c - 1) * n_inputs + i`` (a spike source fires at most once per step). Input step
 ``t`` is sent at ``(t + input_lag) * dt`` ms; a population's spike at grid step ``k`` stands for the
 discrete model's step ``k - lag`` (lags are in network.json). Samples are independent: each of the
 ``B`` samples in a chunk gets its own replica of the network. Biases are one-neuron
@@ -57,10 +60,12 @@ def build(sim, net, conns, spikes):
         if p["cell"] == "SpikeSourceArray":
             if p["role"] == "bias":  # fires on every step the layer's inputs can arrive
                 times = [[(t + p["lag"]) * h for t in range(T)] for _ in range(n * R)]
-            else:
+            else:  # n = input_copies * n_inputs sources per replica
                 times = [[] for _ in range(n * R)]
+                n_ch = net["input_channels"]
                 for t, r, i in zip(*np.nonzero(spikes)):
-                    times[r * n + i].append((t + lag0) * h)
+                    for c in range(int(spikes[t, r, i])):
+                        times[r * n + c * n_ch + i].append((t + lag0) * h)
             pops[p["label"]] = sim.Population(n * R, sim.SpikeSourceArray(
                 spike_times=[sim.Sequence(x) for x in times]), label=p["label"])
             continue
@@ -90,6 +95,11 @@ def main(argv=None):
         net = json.load(fh)
     conns = np.load(os.path.join(HERE, "connections.npz"))
     spikes = np.load(args.inputs)["spikes"]
+    if spikes.ndim != 3 or spikes.shape[2] != net["input_channels"]:
+        raise SystemExit("inputs: expected spikes of shape (T, B, %d), got %s" % (net["input_channels"], spikes.shape))
+    if spikes.size and (spikes.min() < 0 or spikes.max() > net["input_copies"]):
+        raise SystemExit("inputs: spike counts must lie in 0..%d (input_copies of this export), got %s..%s"
+                         % (net["input_copies"], spikes.min(), spikes.max()))
     sim = importlib.import_module("pyNN." + args.simulator)
     kw = {}
     if args.simulator == "nest":
@@ -142,6 +152,7 @@ def network_to_json(net, keys: dict | None = None) -> dict:
     return {"format": "neuroadapt-pynn-1", "dt": net.dt, "h_ms": net.h_ms, "v_scale": net.v_scale,
             "max_delay_ms": max(delays, default=net.h_ms),
             "input_lag": next(p.lag for p in net.populations if p.role == "input"),
+            "input_channels": int(net.input_channels), "input_copies": int(net.input_copies),
             "populations": pops, "projections": projs, "routing": keys or {}, "notes": net.notes}
 
 
