@@ -114,6 +114,22 @@ def test_dropout_only_in_training():
         SpikingClassifier(12, 3, dropout=1.0)
 
 
+def test_init_scale_rescales_hidden_weights_only():
+    torch.manual_seed(0)
+    plain = SpikingClassifier(12, 3, hidden=[8, 6], recurrent=True)
+    torch.manual_seed(0)
+    scaled = SpikingClassifier(12, 3, hidden=[8, 6], recurrent=True, init_scale=0.2, recurrent_scale=0.05)
+    for a, b in zip(plain.layers, scaled.layers):
+        assert torch.allclose(b.fc.weight, 0.2 * a.fc.weight) and torch.allclose(b.fc.bias, 0.2 * a.fc.bias)
+        assert torch.allclose(b.neuron.recurrent.weight, 0.05 * a.neuron.recurrent.weight)
+    assert torch.equal(scaled.readout.fc.weight, plain.readout.fc.weight)
+    for bad in (0.0, -1.0):
+        with pytest.raises(UnsupportedOptionError, match="model.init_scale"):
+            SpikingClassifier(12, 3, init_scale=bad)
+    cfg = resolve_recipe({"dataset": {"name": "digits"}, "model": {"hidden": [4], "init_scale": 0.5}})["model"]
+    assert cfg["init_scale"] == 0.5 and cfg["recurrent_scale"] == 1.0
+
+
 def test_check_finite():
     check_finite(torch.zeros(2, 2), "x")
     with pytest.raises(InvalidInputError, match="1 NaN/inf"):

@@ -55,6 +55,8 @@ MODEL_SCHEMA = {
     "readout": (str, "mean", "logits from the readout membrane: 'mean' or 'max' over time"),
     "readout_beta": (_NUM, 0.9, "decay of the leaky-integrator readout"),
     "dropout": (_NUM, 0.0, "training only: drop each hidden spike with this probability (inverted dropout)"),
+    "init_scale": (_NUM, 1.0, "multiply the hidden layers' initial feed-forward weights and biases (uniform +-1/sqrt(fan_in))"),
+    "recurrent_scale": (_NUM, 1.0, "multiply the hidden layers' initial recurrent weights and biases"),
     "n_inputs": ((int, _NONE), None, "input width (null: taken from the data set)"),
 }
 

@@ -5,7 +5,9 @@
 ``spiking_classifier``: input spikes (T, B, n_inputs) -> ``len(hidden)`` :class:`~neuroadapt.nn.LIFLayer`
 layers (leaky or synaptic, optionally recurrent) -> a non-spiking :class:`~neuroadapt.nn.LIReadout`
 -> logits (B, n_classes) = mean (or max) over time of the readout membrane.  ``dropout`` drops
-hidden spikes while training (inverted dropout; nothing in eval mode).
+hidden spikes while training (inverted dropout; nothing in eval mode).  ``init_scale`` /
+``recurrent_scale`` multiply the default initial feed-forward / recurrent weights and biases of the hidden
+layers (with a threshold well below 1 the default scale drives the layer into self-sustained firing).
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ class SpikingClassifier(nn.Module):
                  recurrent: bool = False, beta: float = 0.9, alpha: float = 0.8, threshold: float = 1.0,
                  reset: str = "subtract", learn_beta: bool = False, learn_alpha: bool = False,
                  learn_threshold: bool = False, surrogate: str | None = None, surrogate_slope: float = 25.0,
-                 bias: bool = True, readout: str = "mean", readout_beta: float = 0.9, dropout: float = 0.0):
+                 bias: bool = True, readout: str = "mean", readout_beta: float = 0.9, dropout: float = 0.0,
+                 init_scale: float = 1.0, recurrent_scale: float = 1.0):
         super().__init__()
         from neuroadapt.nn import LIFLayer, LIReadout
 
@@ -66,6 +69,17 @@ class SpikingClassifier(nn.Module):
                                    spike_grad=spike_grad, bias=bias))
             width = int(size)
         self.layers = nn.ModuleList(layers)
+        for key, val in (("init_scale", init_scale), ("recurrent_scale", recurrent_scale)):
+            if not float(val) > 0.0:
+                raise UnsupportedOptionError(f"model.{key}: {val!r} must be positive")
+        with torch.no_grad():  # rescale the default (uniform +-1/sqrt(fan_in)) initialisation; RNG use unchanged
+            for layer in self.layers:
+                for p in layer.fc.parameters():
+                    p.mul_(float(init_scale))
+                rec = getattr(layer.neuron, "recurrent", None)
+                if rec is not None:
+                    for p in rec.parameters():
+                        p.mul_(float(recurrent_scale))
         self.readout = LIReadout(width, self.n_classes, beta=readout_beta, bias=bias)
 
     def forward(self, x: torch.Tensor, record: bool = False):
