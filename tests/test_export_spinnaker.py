@@ -245,6 +245,19 @@ def test_nest_runs_the_pynn_script_spike_for_spike(tmp_path, neuron, reset, recu
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(report["files"])
 
 
+def test_nest_immediate_zero_reset_is_exact(tmp_path):
+    """reset_delay=False with a zero reset (the membrane zeroed at the spike, the next input counted):
+    IF_curr_delta with v_reset = 0 and no refractory step, exact on NEST; subtract with
+    reset_delay=False has no PyNN cell and is refused."""
+    m, x = _model("leaky", "zero", recurrent=True, hidden=(12,), reset_delay=False), _inputs(B=3)
+    report = export_model(m, tmp_path / "a", dt=1e-3, verify=True, inputs=x)
+    c = report["verification"]["nest"]["layers"]["hidden0"]
+    assert c["n_ref"] > 20 and c["coincidence"] == 1.0
+    assert json.loads((tmp_path / "a" / "network.json").read_text())["populations"][1]["params"]["tau_refrac"][0] == 0.0
+    with pytest.raises(UnsupportedOptionError, match="reset_delay=False"):
+        build_network(_model("leaky", "subtract", reset_delay=False), 1e-3)
+
+
 def test_expand_counts():
     x = np.array([[[0, 2, 1]], [[3, 0, 0]]])  # (T=2, B=1, n=3) spike counts
     r = expand_counts(x, 3)

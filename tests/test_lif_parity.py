@@ -148,6 +148,41 @@ def test_lif_layer_equals_linear_plus_snntorch_leaky():
     assert torch.equal(bf(x.transpose(0, 1)).transpose(0, 1), spk)
 
 
+@pytest.mark.parametrize("mem0", [False, True])
+def test_fused_immediate_zero_reset_matches_snntorch(mem0):
+    """RLeaky with reset_delay=False and a zero reset (the membrane zeroed in the step it fires) runs
+    fused; spikes, membranes and every gradient (input, weights, beta, threshold) equal snnTorch's
+    autograd through its own step loop. ``mem0``: start above threshold (the delayed reset term)."""
+    sg = atan()
+    x0 = _inputs(torch.float64, scale=0.9)
+    wS, wM = torch.randn(T, B, N, dtype=torch.float64), torch.randn(T, B, N, dtype=torch.float64)
+    m0 = torch.rand(B, N, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 2 if mem0 else None
+    ref, ours = _pair("rleaky", "zero", spike_grad=sg, reset_delay=False)
+    out = []
+    for mod, seq in ((ref, False), (ours, True)):
+        x = x0.clone().requires_grad_()
+        if seq:
+            S, M = mod.forward_sequence(x, mem=m0)
+        else:
+            spk, mem = torch.zeros(B, N, dtype=x.dtype), torch.zeros(B, N, dtype=x.dtype) if m0 is None else m0
+            S, M = [], []
+            for t in range(T):
+                spk, mem = mod(x[t], spk, mem)
+                S.append(spk)
+                M.append(mem)
+            S, M = torch.stack(S), torch.stack(M)
+        loss = (S * wS).sum() + (M * wM).sum()
+        params = dict(mod.named_parameters())
+        names = sorted(params)
+        out.append((S.detach(), M.detach(), torch.autograd.grad(loss, [x] + [params[n] for n in names])))
+    (S_ref, M_ref, g_ref), (S_ours, M_ours, g_ours) = out
+    assert S_ref.sum() > 20 and (M_ref == 0).sum() >= S_ref.sum()  # it fires, and fired neurons sit at 0
+    assert torch.equal(S_ours, S_ref) and (M_ours - M_ref).abs().max() <= 1e-12
+    for a, b in zip(g_ours, g_ref):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+    assert ours._fusable(recurrent=True, immediate_zero=True)
+
+
 def test_fallback_configurations_still_match_snntorch():
     """state_quant / reset_delay=False are stepped in a loop rather than fused: same results."""
     x = _inputs(scale=1.0)

@@ -13,6 +13,11 @@ Dynamics (snnTorch 1.0 order of operations, ``r_t = H(m_{t-1} - θ)`` detached):
     subtract:  m_t = p_t - r_t θ;   zero: m_t = p_t - p_t r_t;   none: m_t = p_t
     s_t = H(m_t - θ)
 
+``zero_now`` (snnTorch's ``reset_delay=False`` with a zero reset, leaky layers only): the membrane
+is zeroed in the step it fires, ``a_t = p_t - p_t r_t``, ``s_t = H(a_t - θ)``,
+``m_t = a_t - (s_t - r_t) a_t`` -- the surrogate gradient flows through the reset term ``s_t a_t``
+as in snnTorch (``r_t`` stays detached).
+
 ``rec(s) = s W^T + b`` (all-to-all, ``nn.Linear``) or ``rec(s) = V * s`` (one-to-one).
 """
 
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from neuroadapt.core.surrogate import SpikeFn, atan, surrogate_derivative
 from neuroadapt.errors import ShapeError, UnsupportedOptionError
 
-_MODES = {"subtract": 0, "zero": 1, "none": 2}
+_MODES = {"subtract": 0, "zero": 1, "none": 2, "zero_now": 3}
 _DEFAULT_SPIKE = atan()
 
 
@@ -41,6 +46,8 @@ class _RecScan(torch.autograd.Function):
         SYN = torch.empty_like(x) if synaptic else None
         m, s, syn = mem0, spk0, syn0
         r = (mem0 - thr > 0).to(x.dtype)  # afterwards r_t = H(m_{t-1} - θ) is the previous step's spike
+        if mode == 3:
+            return _RecScan._forward_zero_now(ctx, x, mem0, spk0, W, b, beta, thr, one_to_one, spike_fn, r)
         for t in range(T):
             rec = _rec(s, W, b, one_to_one)
             if synaptic:  # (α syn + x) + rec, then β m + syn: snnTorch's order of operations
@@ -63,7 +70,65 @@ class _RecScan(torch.autograd.Function):
         return outs
 
     @staticmethod
+    def _forward_zero_now(ctx, x, mem0, spk0, W, b, beta, thr, one_to_one, spike_fn, r):
+        T = x.shape[0]
+        M, A = torch.empty_like(x), torch.empty_like(x)
+        m, s = mem0, spk0
+        for t in range(T):
+            p = torch.mul(beta, m).add_(x[t]).add_(_rec(s, W, b, one_to_one))
+            a = torch.sub(p, p * r, out=A[t])
+            s = torch.gt(a, thr).to(x.dtype)
+            m = torch.sub(a, (s - r) * a, out=M[t])
+            r = torch.gt(m, thr).to(x.dtype)
+        S = (A - thr > 0).to(x.dtype)
+        ctx.save_for_backward(M, A, mem0, spk0, None, W, b, beta, None, thr)
+        ctx.mode, ctx.one_to_one, ctx.spike_fn = 3, one_to_one, spike_fn
+        return S, M
+
+    @staticmethod
+    def _backward_zero_now(ctx, gS, gM):
+        M, A, mem0, spk0, _, W, b, beta, _, thr = ctx.saved_tensors
+        one_to_one = ctx.one_to_one
+        T, N = M.shape[0], M.shape[-1]
+        gsur = surrogate_derivative(ctx.spike_fn, A - thr)
+        S = (A - thr > 0).to(M.dtype)
+        Mprev = torch.cat([mem0.unsqueeze(0), M[:-1]], 0)
+        R = (Mprev - thr > 0).to(M.dtype)   # the delayed reset r_t (detached)
+        dm_da = (1 - S + R) - A * gsur        # m_t = a_t - (s_t - r_t) a_t, s_t = H(a_t - θ)
+        Gin = torch.empty_like(M)            # dL/dp_t: p_t receives x_t, rec(s_{t-1}) and β m_{t-1}
+        Gthr = torch.empty_like(M)
+        Gin_n = torch.zeros_like(mem0)
+        for t in range(T - 1, -1, -1):
+            ds = _rec_T(Gin_n, W, one_to_one) if t < T - 1 else torch.zeros_like(mem0)
+            if gS is not None:
+                ds = ds + gS[t]
+            gm = beta * Gin_n if t < T - 1 else torch.zeros_like(mem0)
+            if gM is not None:
+                gm = gm + gM[t]
+            Gthr[t] = (gm * A[t] - ds) * gsur[t]
+            Gin[t] = (gm * dm_da[t] + ds * gsur[t]) * (1 - R[t])
+            Gin_n = Gin[t]
+        need = ctx.needs_input_grad
+        Sprev = torch.cat([spk0.unsqueeze(0), S[:-1]], 0)
+        dx = Gin if need[0] else None
+        dmem0 = beta * Gin[0] if need[1] else None
+        dspk0 = _rec_T(Gin[0], W, one_to_one) if need[2] else None
+        dW = db = None
+        if need[4]:
+            if one_to_one:
+                dW = (Gin * Sprev).sum_to_size(W.shape) if W.dim() else (Gin * Sprev).sum()
+            else:
+                dW = Gin.reshape(-1, N).t() @ Sprev.reshape(-1, N)
+        if b is not None and need[5]:
+            db = Gin.reshape(-1, N).sum(0)
+        dbeta = (Gin * Mprev).sum_to_size(beta.shape) if need[6] else None
+        dthr = Gthr.sum_to_size(thr.shape) if need[8] else None
+        return dx, dmem0, dspk0, None, dW, db, dbeta, None, dthr, None, None, None
+
+    @staticmethod
     def backward(ctx, gS, gM, gSYN=None):
+        if ctx.mode == 3:
+            return _RecScan._backward_zero_now(ctx, gS, gM)
         M, SYN, mem0, spk0, syn0, W, b, beta, alpha, thr = ctx.saved_tensors
         mode, one_to_one = ctx.mode, ctx.one_to_one
         synaptic = alpha is not None
@@ -143,6 +208,8 @@ def recurrent_scan(x, weight, bias, beta, threshold, *, alpha=None, mem0=None, s
         raise UnsupportedOptionError(f"reset mechanism {reset!r} is not supported; use one of {tuple(_MODES)}")
     if x.dim() != 3:
         raise ShapeError(f"recurrent_scan expects (T, B, N) input, got shape {tuple(x.shape)}")
+    if reset == "zero_now" and alpha is not None:
+        raise UnsupportedOptionError("reset 'zero_now' (reset_delay=False) is fused for leaky layers only")
     T, B, N = x.shape
     if not one_to_one and tuple(weight.shape) != (N, N):
         raise ShapeError(f"recurrent weight has shape {tuple(weight.shape)}; expected ({N}, {N})")

@@ -46,6 +46,7 @@ MODEL_SCHEMA = {
     "alpha": (_NUM, 0.8, "synaptic-current decay per step (neuron: synaptic)"),
     "threshold": (_NUM, 1.0, "firing threshold"),
     "reset": (str, "subtract", "reset after a spike: 'subtract', 'zero' or 'none'"),
+    "reset_delay": (bool, True, "snnTorch's reset_delay: false resets in the step the neuron fires (exact on NIR, Loihi, SpiNNaker)"),
     "learn_beta": (bool, False, "train beta"),
     "learn_alpha": (bool, False, "train alpha"),
     "learn_threshold": (bool, False, "train the threshold"),

@@ -45,7 +45,7 @@ class SpikingClassifier(nn.Module):
                  reset: str = "subtract", learn_beta: bool = False, learn_alpha: bool = False,
                  learn_threshold: bool = False, surrogate: str | None = None, surrogate_slope: float = 25.0,
                  bias: bool = True, readout: str = "mean", readout_beta: float = 0.9, dropout: float = 0.0,
-                 init_scale: float = 1.0, recurrent_scale: float = 1.0):
+                 init_scale: float = 1.0, recurrent_scale: float = 1.0, reset_delay: bool = True):
         super().__init__()
         from neuroadapt.nn import LIFLayer, LIReadout
 
@@ -66,7 +66,7 @@ class SpikingClassifier(nn.Module):
             layers.append(LIFLayer(width, int(size), neuron=neuron, recurrent=recurrent, beta=beta, alpha=alpha,
                                    threshold=threshold, reset_mechanism=reset, learn_beta=learn_beta,
                                    learn_alpha=learn_alpha, learn_threshold=learn_threshold,
-                                   spike_grad=spike_grad, bias=bias))
+                                   spike_grad=spike_grad, bias=bias, reset_delay=reset_delay))
             width = int(size)
         self.layers = nn.ModuleList(layers)
         for key, val in (("init_scale", init_scale), ("recurrent_scale", recurrent_scale)):

@@ -39,6 +39,8 @@ class LIFLayer(nn.Module):
         recurrent: add all-to-all recurrent weights (``RLeaky`` / ``RSynaptic``).
         beta, alpha, threshold, reset_mechanism, learn_*, spike_grad: as in snnTorch.
         batch_first: accept and return ``(B, T, N)`` instead of ``(T, B, N)``.
+        reset_delay: snnTorch's option; ``False`` resets in the step the neuron fires (with a zero
+        reset this is NIR's / Loihi's / PyNN's reset; fused for recurrent leaky layers).
 
     ``layer(x)`` returns spikes; ``layer(x, return_mem=True)`` returns ``(spikes, membrane)``.
     """
@@ -46,7 +48,7 @@ class LIFLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, neuron: str = "leaky", recurrent: bool = False,
                  beta=0.9, alpha=0.8, threshold=1.0, reset_mechanism: str = "subtract",
                  learn_beta: bool = False, learn_alpha: bool = False, learn_threshold: bool = False,
-                 spike_grad=None, bias: bool = True, batch_first: bool = False):
+                 spike_grad=None, bias: bool = True, batch_first: bool = False, reset_delay: bool = True):
         super().__init__()
         if neuron not in NEURONS:
             raise UnsupportedOptionError(f"unknown neuron {neuron!r}; choose one of {NEURONS}")
@@ -58,7 +60,7 @@ class LIFLayer(nn.Module):
         self.batch_first = batch_first
         self.fc = nn.Linear(self.in_features, self.out_features, bias=bias)
         common = dict(threshold=threshold, spike_grad=spike_grad, learn_beta=learn_beta,
-                      learn_threshold=learn_threshold, reset_mechanism=reset_mechanism)
+                      learn_threshold=learn_threshold, reset_mechanism=reset_mechanism, reset_delay=bool(reset_delay))
         if neuron == "leaky" and not recurrent:
             self.neuron = Leaky(beta, **common)
         elif neuron == "leaky":

@@ -37,8 +37,11 @@ def _check_sequence(x: torch.Tensor, who: str) -> None:
 class _SequenceMixin:
     """Shared logic: when can the fused scan run, and the step-loop fallback."""
 
-    def _fusable(self, recurrent: bool = False) -> bool:
-        if self.state_quant or self.inhibition or not getattr(self, "reset_delay", True):
+    def _fusable(self, recurrent: bool = False, immediate_zero: bool = False) -> bool:
+        """``immediate_zero``: the caller's scan also runs ``reset_delay=False`` with a zero reset."""
+        if self.state_quant or self.inhibition:
+            return False
+        if not getattr(self, "reset_delay", True) and not (immediate_zero and self.reset_mechanism == "zero"):
             return False
         if recurrent and (self.graded_spikes_factor.requires_grad or
                           bool((self.graded_spikes_factor != 1).any())):
@@ -167,11 +170,12 @@ class RLeaky(_RecurrentMixin, snn.RLeaky):
         if self.init_hidden and spk is None and mem is None and self.mem.shape == input_.shape[1:]:
             spk, mem = self.spk, self.mem
         rec = self._recurrent_args()
-        if rec is None or input_.dim() != 3 or not self._fusable(recurrent=True):
+        if rec is None or input_.dim() != 3 or not self._fusable(recurrent=True, immediate_zero=True):
             return self._step_loop(input_, spk, mem)
         W, b, one_to_one = rec
+        reset = self.reset_mechanism if self.reset_delay else "zero_now"
         spks, mems = recurrent_scan(input_, W, b, self.beta.clamp(0, 1), self.threshold, mem0=mem,
-                                    spk0=spk, reset=self.reset_mechanism, one_to_one=one_to_one,
+                                    spk0=spk, reset=reset, one_to_one=one_to_one,
                                     spike_fn=self.spike_grad)
         if self.init_hidden:
             self.spk, self.mem = spks[-1], mems[-1]

@@ -229,6 +229,9 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
         g = nrn.graded_spikes_factor
         if g.requires_grad or bool((g != 1).any()):
             raise UnsupportedOptionError(f"layer {i}: graded spikes cannot be exported (SpiNNaker spikes carry no payload)")
+        if not getattr(nrn, "reset_delay", True) and nrn.reset_mechanism != "zero":
+            raise UnsupportedOptionError(f"layer {i}: reset_delay=False with a {nrn.reset_mechanism!r} reset has no "
+                                         f"PyNN equivalent; use reset 'zero' (reset at the spike) or reset_delay=True")
         if nrn.reset_mechanism not in ("subtract", "zero"):
             raise UnsupportedOptionError(f"layer {i}: reset mechanism {nrn.reset_mechanism!r} has no PyNN "
                                          f"equivalent; retrain with reset 'zero' or 'subtract'")
@@ -276,7 +279,9 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
         else:
             scale = np.ones(n)
             lag = prev_lag + 1
-        zero_all = synaptic or recurrent           # snnTorch zeroes the whole next step there
+        # snnTorch's delayed zero reset of Synaptic / recurrent layers zeroes the whole next step (input
+        # included): a refractory step; with reset_delay=False the membrane is zeroed at the spike itself
+        zero_all = (synaptic or recurrent) and getattr(nrn, "reset_delay", True)
         if nrn.reset_mechanism == "zero":
             params["v_reset"] = np.zeros(n)
             params["tau_refrac"] = np.full(n, h if zero_all else 0.0)
