@@ -55,9 +55,13 @@ def _build():
             subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
     lib = ctypes.CDLL(str(target))
     p, lng = ctypes.c_void_p, ctypes.c_long
-    for name in ("elm_project_f32", "elm_project_f64", "elm_wgrad_f32", "elm_wgrad_f64"):
-        getattr(lib, name).argtypes = [p, p, p, lng, lng, lng]
-        getattr(lib, name).restype = None
+    for sfx in ("f32", "f64"):
+        getattr(lib, f"elm_nnz_{sfx}").argtypes = [p, lng, lng, lng, p, p, p]
+        getattr(lib, f"elm_nnz_{sfx}").restype = lng
+        getattr(lib, f"elm_project_{sfx}").argtypes = [p, p, p, p, p, lng, lng]
+        getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, p, p, p]
+        for name in ("project", "transpose"):
+            getattr(lib, f"elm_{name}_{sfx}").restype = None
     return lib
 
 
@@ -81,23 +85,43 @@ def _ptr(t):
     return ctypes.c_void_p(t.data_ptr())
 
 
+def _nonzeros(x2: torch.Tensor, lib, sfx: str):
+    """The non-zero entries of ``x2`` as rows ``(row_ptr, col, val)`` (one pass over ``x2``), or
+    ``None`` when there are more than ``2 · SPARSE_MAX_DENSITY`` of them (the density estimate
+    was off: the caller multiplies densely instead)."""
+    R, K = x2.shape
+    cap = min(R * K, int(2 * SPARSE_MAX_DENSITY * R * K) + K)
+    if cap >= 2 ** 31:
+        return None
+    row_ptr = torch.empty(R + 1, dtype=torch.int32)
+    col = torch.empty(cap, dtype=torch.int32)
+    val = torch.empty(cap, dtype=x2.dtype)
+    n = getattr(lib, f"elm_nnz_{sfx}")(_ptr(x2), R, K, cap, _ptr(row_ptr), _ptr(col), _ptr(val))
+    return None if n < 0 else (row_ptr, col[:n], val[:n])
+
+
 class _SparseProject(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x2, w, lib, sfx):
+    def forward(ctx, w, row_ptr, col, val, lib, sfx):
+        R, H = row_ptr.numel() - 1, w.shape[0]
         wt = w.detach().t().contiguous()
-        out = torch.empty(x2.shape[0], w.shape[0], dtype=x2.dtype)
-        getattr(lib, f"elm_project_{sfx}")(_ptr(x2), _ptr(wt), _ptr(out), x2.shape[0], x2.shape[1], w.shape[0])
-        ctx.save_for_backward(x2)
-        ctx.lib, ctx.sfx = lib, sfx
+        out = torch.empty(R, H, dtype=w.dtype)
+        getattr(lib, f"elm_project_{sfx}")(_ptr(row_ptr), _ptr(col), _ptr(val), _ptr(wt), _ptr(out), R, H)
+        ctx.save_for_backward(row_ptr, col, val)
+        ctx.lib, ctx.sfx, ctx.n_in = lib, sfx, w.shape[1]
         return out
 
     @staticmethod
     def backward(ctx, g):
-        (x2,) = ctx.saved_tensors
+        row_ptr, col, val = ctx.saved_tensors
         g = g.contiguous()
-        gwt = torch.empty(x2.shape[1], g.shape[1], dtype=g.dtype)
-        getattr(ctx.lib, f"elm_wgrad_{ctx.sfx}")(_ptr(x2), _ptr(g), _ptr(gwt), x2.shape[0], x2.shape[1], g.shape[1])
-        return None, gwt.t(), None, None
+        (R, H), K, lib, sfx = g.shape, ctx.n_in, ctx.lib, ctx.sfx
+        col_ptr, row, val_t = torch.empty(K + 1, dtype=torch.int32), torch.empty_like(col), torch.empty_like(val)
+        getattr(lib, f"elm_transpose_{sfx}")(_ptr(row_ptr), _ptr(col), _ptr(val), R, K, _ptr(col_ptr), _ptr(row),
+                                             _ptr(val_t))
+        gwt = torch.empty(K, H, dtype=g.dtype)           # x^T g: the same kernel on the transposed list
+        getattr(lib, f"elm_project_{sfx}")(_ptr(col_ptr), _ptr(row), _ptr(val_t), _ptr(g), _ptr(gwt), K, H)
+        return gwt.t(), None, None, None, None, None
 
 
 def _density(x2: torch.Tensor) -> float:
@@ -114,9 +138,9 @@ def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     use = (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
            and w.dtype == x.dtype and not x.requires_grad)
     lib = kernels() if use else None
+    nz = None
     if lib is not None and _density(x2) <= SPARSE_MAX_DENSITY:
         sfx = "f32" if x.dtype == torch.float32 else "f64"
-        out = _SparseProject.apply(x2.contiguous(), w, lib, sfx)
-    else:
-        out = x2 @ w.t()
+        nz = _nonzeros(x2.contiguous(), lib, sfx)
+    out = x2 @ w.t() if nz is None else _SparseProject.apply(w, *nz, lib, sfx)
     return out.view(*shape[:-1], w.shape[0])
