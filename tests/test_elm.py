@@ -6,6 +6,7 @@ import torch
 
 from neuroadapt.core import elm as F
 from neuroadapt.core.elm_input import SPARSE_MAX_DENSITY, kernels, project
+from neuroadapt.core import elm_scan
 from neuroadapt.core.elm_scan import memory_scan
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
 from neuroadapt.nn import ELM, ELMState
@@ -146,6 +147,36 @@ def test_memory_scan_gradcheck_all_inputs():
         def f(zin, m0, w_rec, w_out, b_out, kappa, gain, wh, bh, act=act):
             return memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act, [(wh, bh)])
         assert torch.autograd.gradcheck(f, (zin, m0, w_rec, w_out, b_out, kappa, gain, *hidden[0]))
+
+
+@pytest.mark.skipif(elm_scan.fused_kernels() is None, reason="no C compiler / BLAS symbol: the torch loop runs")
+def test_fused_memory_loop_gradcheck_and_matches_torch_loop(monkeypatch):
+    """The C loop (no extra hidden layers, CPU) against finite differences and against the torch loop."""
+    g = torch.Generator().manual_seed(1)
+    T, B, H, D = 6, 3, 5, 4
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    args = (r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), torch.rand(D, generator=g, dtype=torch.float64).requires_grad_(),
+            torch.rand(D, generator=g, dtype=torch.float64).requires_grad_())
+    calls = []
+    real = elm_scan._fused_forward
+    monkeypatch.setattr(elm_scan, "_fused_forward", lambda *a: calls.append(1) or real(*a))
+    for act in ("relu", "silu", "tanh"):
+        def f(*a, act=act):
+            return memory_scan(*a, act)
+        f(*args)
+        assert calls, "the fused loop did not run"
+        assert torch.autograd.gradcheck(f, args)
+        for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+            a = [t.detach().to(dtype).requires_grad_() for t in args]
+            w = torch.randn(T, B, D, generator=g, dtype=torch.float64).to(dtype)
+            out = []
+            for fused in (True, False):
+                monkeypatch.setattr(elm_scan, "USE_FUSED", fused)
+                m = f(*a)
+                out.append([m, *torch.autograd.grad((m * w).sum(), a)])
+            monkeypatch.setattr(elm_scan, "USE_FUSED", True)
+            for x, y in zip(*out):
+                assert torch.allclose(x, y, atol=tol, rtol=tol), (act, dtype, float((x - y).abs().max()))
 
 
 def test_batch_first_and_sequence_call_returns_state():

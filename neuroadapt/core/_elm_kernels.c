@@ -101,3 +101,72 @@ DEFINE_PROJECT(elm_project_f32, float, vf32)
 DEFINE_PROJECT(elm_project_f64, double, vf64)
 DEFINE_TRANSPOSE(elm_transpose_f32, float)
 DEFINE_TRANSPOSE(elm_transpose_f64, double)
+
+/* ----------------------------------------------------------------- memory recurrence */
+#define TANH_A 1.7159
+#define TANH_B (2.0 / 3.0)
+/* 1 / i! */
+#define IF_0 1.0
+#define IF_1 1.0
+#define IF_2 0.5
+#define IF_3 0.16666666666666666
+#define IF_4 0.041666666666666664
+#define IF_5 0.008333333333333333
+#define IF_6 0.001388888888888889
+#define IF_7 0.0001984126984126984
+#define IF_8 2.48015873015873e-05
+#define IF_9 2.7557319223985893e-06
+#define IF_10 2.755731922398589e-07
+#define IF_11 2.505210838544172e-08
+#define IF_12 2.08767569878681e-09
+#define IF_13 1.6059043836821613e-10
+
+typedef void (*gemm_f32)(const char *, const char *, const long long *, const long long *, const long long *,
+                         const float *, const float *, const long long *, const float *, const long long *,
+                         const float *, float *, const long long *, long, long);
+typedef void (*gemm_f64)(const char *, const char *, const long long *, const long long *, const long long *,
+                         const double *, const double *, const long long *, const double *, const long long *,
+                         const double *, double *, const long long *, long, long);
+
+#define T float
+#define SUF f32
+#define GEMM gemm_f32
+#define UINT unsigned int
+#define MANT 23
+#define BIAS 127u
+#define MAGIC 12582912.0f          /* 1.5 * 2^23 */
+#define MAGIC_BITS 0x4B400000u
+#define LN2_HI 0.693145751953125f
+#define LN2_LO 1.428606765330187e-06f
+#define EXP_LO -87.0f
+#define EXP_HI 88.0f
+#define DEG 7                      /* |r| <= ln2/2: truncation 5e-9 relative, under float rounding */
+#include "_elm_scan.h"
+#undef T
+#undef SUF
+#undef GEMM
+#undef UINT
+#undef MANT
+#undef BIAS
+#undef MAGIC
+#undef MAGIC_BITS
+#undef LN2_HI
+#undef LN2_LO
+#undef EXP_LO
+#undef EXP_HI
+#undef DEG
+
+#define T double
+#define SUF f64
+#define GEMM gemm_f64
+#define UINT unsigned long long
+#define MANT 52
+#define BIAS 1023ull
+#define MAGIC 6755399441055744.0   /* 1.5 * 2^52 */
+#define MAGIC_BITS 0x4338000000000000ull
+#define LN2_HI 6.93147180369123816490e-01
+#define LN2_LO 1.90821492927058770002e-10
+#define EXP_LO -708.0
+#define EXP_HI 709.0
+#define DEG 13                     /* truncation 5e-18 relative, under double rounding */
+#include "_elm_scan.h"

@@ -3,10 +3,17 @@
 Spike trains are mostly zeros (SHD-like data: a few % of the entries), so on the CPU the
 projection and its weight gradient ``dW = g^T x`` run in a small C kernel
 (``_elm_kernels.c``) that does work only for the non-zero entries of ``x``: ``nnz · H``
-multiply-adds instead of ``T·B·n_in·H``.  It is used when ``x`` is a float32/float64 CPU tensor
-that needs no gradient and at most ``SPARSE_MAX_DENSITY`` of its entries are non-zero;
+multiply-adds instead of ``T·B·n_in·H``.  The forward pass lists the non-zero entries once
+(one pass over ``x``); the backward pass reuses the list, transposed.  It is used when ``x`` is
+a float32/float64 CPU tensor that needs no gradient and at most ``SPARSE_MAX_DENSITY`` of its
+entries are non-zero (counted exactly by that pass, which stops as soon as there are more);
 otherwise (dense input, CUDA, no C compiler, ``NEUROADAPT_NO_CKERNEL=1``) it is a plain matrix
 multiply.  Both give the same numbers up to float summation order.
+
+The library is compiled with ``-mavx2 -mfma`` where ``/proc/cpuinfo`` lists both (the flags are
+part of the cache key, so a library built for one CPU is never loaded on a CPU without them)
+and with baseline flags elsewhere.  It also holds the fused memory loop of
+:mod:`neuroadapt.core.elm_scan` (``_elm_scan.h``).
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from neuroadapt.core._ckernel import _cache_dir, _compiler
 
 SPARSE_MAX_DENSITY = 0.15
 _SOURCE = Path(__file__).with_name("_elm_kernels.c")
-_FLAGS = ["-O3", "-fPIC", "-shared"]
+_HEADERS = [Path(__file__).with_name("_elm_scan.h")]   # included by _SOURCE (part of the cache key)
+# -fno-trapping-math: lets the compiler vectorise the clamps of the exp in the memory-scan loops
+# (no effect on any computed value; nothing here relies on floating-point exceptions)
+_FLAGS = ["-O3", "-fno-trapping-math", "-fPIC", "-shared"]
 
 
 def _cpu_flags() -> list[str]:
@@ -42,7 +52,7 @@ _state: dict = {"tried": False, "lib": None}
 
 
 def _build():
-    src = _SOURCE.read_bytes()
+    src = _SOURCE.read_bytes() + b"".join(h.read_bytes() for h in _HEADERS)
     cc = _compiler()
     if cc is None:
         return None
@@ -60,7 +70,9 @@ def _build():
         getattr(lib, f"elm_nnz_{sfx}").restype = lng
         getattr(lib, f"elm_project_{sfx}").argtypes = [p, p, p, p, p, lng, lng]
         getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, p, p, p]
-        for name in ("project", "transpose"):
+        getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 12
+        getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 18
+        for name in ("project", "transpose", "scan_fwd", "scan_bwd"):
             getattr(lib, f"elm_{name}_{sfx}").restype = None
     return lib
 
@@ -87,10 +99,10 @@ def _ptr(t):
 
 def _nonzeros(x2: torch.Tensor, lib, sfx: str):
     """The non-zero entries of ``x2`` as rows ``(row_ptr, col, val)`` (one pass over ``x2``), or
-    ``None`` when there are more than ``2 · SPARSE_MAX_DENSITY`` of them (the density estimate
-    was off: the caller multiplies densely instead)."""
+    ``None`` when more than ``SPARSE_MAX_DENSITY`` of the entries are non-zero (the pass stops
+    there, and the caller multiplies densely instead)."""
     R, K = x2.shape
-    cap = min(R * K, int(2 * SPARSE_MAX_DENSITY * R * K) + K)
+    cap = min(R * K, int(SPARSE_MAX_DENSITY * R * K))
     if cap >= 2 ** 31:
         return None
     row_ptr = torch.empty(R + 1, dtype=torch.int32)
@@ -124,13 +136,6 @@ class _SparseProject(torch.autograd.Function):
         return gwt.t(), None, None, None, None, None
 
 
-def _density(x2: torch.Tensor) -> float:
-    """Fraction of non-zero entries, estimated from at most ~512 evenly spaced rows (cheap)."""
-    step = max(1, x2.shape[0] // 512)
-    rows = x2[::step]
-    return float(torch.count_nonzero(rows)) / max(1, rows.numel())
-
-
 def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring)."""
     shape = x.shape
@@ -139,7 +144,7 @@ def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
            and w.dtype == x.dtype and not x.requires_grad)
     lib = kernels() if use else None
     nz = None
-    if lib is not None and _density(x2) <= SPARSE_MAX_DENSITY:
+    if lib is not None:
         sfx = "f32" if x.dtype == torch.float32 else "f64"
         nz = _nonzeros(x2.contiguous(), lib, sfx)
     out = x2 @ w.t() if nz is None else _SparseProject.apply(w, *nz, lib, sfx)

@@ -8,15 +8,34 @@ layer have been computed for all steps at once (:func:`neuroadapt.core.elm.elm_s
     o_t   = W_out h_t + b_out
     m_t   = κ_m ⊙ m_{t-1} + g ⊙ 1.7159 tanh(2/3 o_t)
 
-The forward loop runs without an autograd graph (four to six small ops per step, results
-written into preallocated ``(T, B, ·)`` buffers).  The backward pass is one reverse loop
-(two matrix products per step) followed by a handful of large matrix products for the
-weight gradients over all steps; memory kept for backward: the pre-activations ``z``, the
-tanh values and ``m``.  Gradients flow to ``zin``, ``m0``, ``W_rec``, the MLP weights,
-``κ_m`` (the explicit decay of the update) and ``g``.
+The forward loop runs without an autograd graph, results written into preallocated
+``(T, B, ·)`` buffers.  The backward pass is one reverse loop (two matrix products per step)
+followed by a few large matrix products for the weight gradients over all steps.  Gradients
+flow to ``zin``, ``m0``, ``W_rec``, the MLP weights, ``κ_m`` (the explicit decay of the
+update) and ``g``.
+
+Two implementations of the same loops:
+
+* **fused C loop** (CPU, float32/float64, no extra hidden layers — the ELM default): each
+  step is two calls of the BLAS ``?gemm_`` that torch itself links (its address is looked up
+  in torch's library) and two short element-wise passes in C (``_elm_scan.h``, built with
+  the input kernels of :mod:`neuroadapt.core.elm_input`); no Python or torch dispatch inside
+  the loop.  The activation derivatives, ``dL/dκ_m``, ``dL/dg`` and ``dL/db_out`` are
+  accumulated inside the backward loop instead of as whole-sequence tensors afterwards.
+  Kept for backward: ``h``, ``σ(2B o)`` and ``m`` (and ``z`` for SiLU).  On first use it is
+  checked against the torch loop on a small float64 problem; if they disagree (or the BLAS
+  routine is not found, no compiler, ``NEUROADAPT_NO_CKERNEL=1``) the torch loop runs.
+* **torch loop** (everything else: CUDA, extra hidden layers, other dtypes): four to six
+  small ops per step; kept for backward: ``z``, the sigmoid values and ``m``.
 """
 
 from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import warnings
+from pathlib import Path
 
 import torch
 
@@ -37,6 +56,81 @@ def activation(name: str):
     raise UnsupportedOptionError(f"mlp activation {name!r} is not supported; choose one of {', '.join(ACTIVATIONS)}")
 
 
+_ACT_CODE = {"relu": 0, "silu": 1, "tanh": 2}
+_fused_lock = threading.Lock()
+_fused_state: dict = {"tried": False, "value": None}
+USE_FUSED = True   # set False to force the torch loop (tests compare the two)
+
+
+def _blas_gemm() -> dict | None:
+    """Addresses of ``sgemm_`` / ``dgemm_`` in the library torch runs on, by dtype, or ``None``."""
+    import sys
+
+    if sys.byteorder != "little":   # the integer arguments are passed in 64-bit little-endian slots
+        return None
+    lib_dir = Path(torch.__file__).parent / "lib"
+    for name in ("libtorch_cpu.so", "libtorch_cpu.dylib"):
+        if (lib_dir / name).exists():
+            lib = ctypes.CDLL(str(lib_dir / name))
+            try:
+                return {torch.float32: ctypes.cast(lib.sgemm_, ctypes.c_void_p).value,
+                        torch.float64: ctypes.cast(lib.dgemm_, ctypes.c_void_p).value}
+            except AttributeError:
+                return None
+    return None
+
+
+def fused_kernels():
+    """``(library, gemm addresses)`` of the fused C loop, or ``None`` where it cannot run (module
+    docstring); checked once against the torch loop before it is used."""
+    if os.environ.get("NEUROADAPT_NO_CKERNEL", "") not in ("", "0"):
+        return None
+    if not _fused_state["tried"]:
+        with _fused_lock:
+            if not _fused_state["tried"]:
+                try:
+                    from neuroadapt.core.elm_input import kernels
+
+                    lib, gemm = kernels(), _blas_gemm()
+                    if lib is not None and gemm is not None and all(gemm.values()):
+                        _fused_state["value"] = (lib, gemm)
+                        err = _self_check()
+                        if not err < 1e-10:
+                            _fused_state["value"] = None
+                            warnings.warn(f"neuroadapt: fused ELM memory loop disagrees with the torch loop "
+                                          f"({err:.2e}); using the torch loop", RuntimeWarning)
+                except Exception as exc:  # library or BLAS symbol missing: the torch loop runs
+                    _fused_state["value"] = None
+                    warnings.warn(f"neuroadapt: fused ELM memory loop unavailable ({exc}); using the torch loop",
+                                  RuntimeWarning)
+                _fused_state["tried"] = True
+    return _fused_state["value"]
+
+
+def _self_check() -> float:
+    """Largest difference of outputs and gradients, fused C loop vs torch loop (float64, tiny)."""
+    gen = torch.Generator().manual_seed(0)
+    T, B, H, D = 5, 3, 7, 4
+
+    def r(*shape):
+        return (torch.rand(*shape, generator=gen, dtype=torch.float64) - 0.5).requires_grad_()
+
+    args = [r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), r(D) + 0.5, r(D)]
+    g = torch.rand(T, B, D, generator=gen, dtype=torch.float64)
+    worst = 0.0
+    for act in ("relu", "silu", "tanh"):
+        outs = []
+        for fused in (True, False):
+            m = _MemoryScan.apply(*args, act, fused)
+            outs.append([m] + list(torch.autograd.grad(m, args, g)))
+        worst = max([worst] + [float((a - b).detach().abs().max()) for a, b in zip(*outs)])
+    return worst
+
+
+def _p(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
 def _act_and_deriv(z: torch.Tensor, name: str):
     if name == "relu":
         return torch.relu(z), (z > 0).to(z.dtype)
@@ -49,7 +143,10 @@ def _act_and_deriv(z: torch.Tensor, name: str):
 
 class _MemoryScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, zin, m0, w_rec, w_out, b_out, kappa, gain, act_name, *hidden):
+    def forward(ctx, zin, m0, w_rec, w_out, b_out, kappa, gain, act_name, fused, *hidden):
+        ctx.fused = bool(fused)
+        if ctx.fused:
+            return _fused_forward(ctx, zin, m0, w_rec, w_out, b_out, kappa, gain, act_name)
         T, B, H = zin.shape
         act = activation(act_name)
         n_hidden = len(hidden) // 2
@@ -78,6 +175,8 @@ class _MemoryScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gM):
+        if ctx.fused:
+            return _fused_backward(ctx, gM)
         saved = ctx.saved_tensors
         m0, w_rec, w_out, kappa, gain, M, S = saved[:7]
         n_hidden = ctx.n_hidden
@@ -118,9 +217,52 @@ class _MemoryScan(torch.autograd.Function):
         d_gain = flat(G * (2 * S - 1)).sum(0) * TANH_A if need[6] else None
         d_hidden = []
         for k in range(n_hidden):
-            d_hidden.append(flat(dZ[k + 1]).t() @ flat(acts[k]) if need[8 + 2 * k] else None)
-            d_hidden.append(flat(dZ[k + 1]).sum(0) if need[9 + 2 * k] else None)
-        return (d_zin, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, None, *d_hidden)
+            d_hidden.append(flat(dZ[k + 1]).t() @ flat(acts[k]) if need[9 + 2 * k] else None)
+            d_hidden.append(flat(dZ[k + 1]).sum(0) if need[10 + 2 * k] else None)
+        return (d_zin, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, None, None, *d_hidden)
+
+
+def _fused_forward(ctx, zin, m0, w_rec, w_out, b_out, kappa, gain, act_name):
+    lib, gemm = _fused_state["value"]   # set by fused_kernels() before any fused call
+    T, B, H = zin.shape
+    D = m0.shape[-1]
+    dt = zin.dtype
+    sfx = "f32" if dt == torch.float32 else "f64"
+    w_rec, w_out, b_out, kappa, gain = (a.detach().contiguous() for a in (w_rec, w_out, b_out, kappa, gain))
+    Z = torch.empty(T, B, H, dtype=dt) if act_name == "silu" else torch.empty(0, dtype=dt)
+    Hb = torch.empty(T, B, H, dtype=dt)
+    S, M = torch.empty(T, B, D, dtype=dt), torch.empty(T, B, D, dtype=dt)
+    P = torch.empty(B * max(H, D), dtype=dt)
+    getattr(lib, f"elm_scan_fwd_{sfx}")(gemm[dt], T, B, H, D, _ACT_CODE[act_name], _p(zin), _p(m0), _p(w_rec),
+                                        _p(w_out), _p(b_out), _p(kappa), _p(gain), _p(Z), _p(Hb), _p(S), _p(M), _p(P))
+    ctx.save_for_backward(m0, w_rec, w_out, kappa, gain, Z, Hb, S, M)
+    ctx.act_name = act_name
+    return M
+
+
+def _fused_backward(ctx, gM):
+    m0, w_rec, w_out, kappa, gain, Z, Hb, S, M = ctx.saved_tensors
+    lib, gemm = _fused_state["value"]   # set by fused_kernels() before any fused call
+    T, B, D = M.shape
+    H = Hb.shape[-1]
+    dt = M.dtype
+    sfx = "f32" if dt == torch.float32 else "f64"
+    gM = torch.zeros_like(M) if gM is None else gM.contiguous()
+    dZ, dO = torch.empty(T, B, H, dtype=dt), torch.empty(T, B, D, dtype=dt)
+    d_m0 = torch.empty(B, D, dtype=dt)
+    d_kappa, d_gain, d_bout = (torch.empty(D, dtype=dt) for _ in range(3))
+    P, G = torch.empty(B * max(H, D), dtype=dt), torch.empty(2 * B * D, dtype=dt)
+    getattr(lib, f"elm_scan_bwd_{sfx}")(gemm[dt], T, B, H, D, _ACT_CODE[ctx.act_name], _p(gM), _p(m0), _p(w_rec),
+                                        _p(w_out), _p(kappa), _p(gain), _p(Z), _p(Hb), _p(S), _p(M), _p(dZ),
+                                        _p(dO), _p(d_m0), _p(d_kappa), _p(d_gain), _p(d_bout), _p(P), _p(G))
+    need = ctx.needs_input_grad
+    d_wrec = None
+    if need[2]:   # Σ_t dz_t^T m_{t-1}, with m_{-1} = m0: no concatenated copy of M
+        d_wrec = torch.mm(dZ[1:].reshape(-1, H).t(), M[:-1].reshape(-1, D))
+        d_wrec.addmm_(dZ[0].t(), m0)
+    d_wout = torch.mm(dO.reshape(-1, D).t(), Hb.reshape(-1, H)) if need[3] else None
+    return (dZ if need[0] else None, d_m0 if need[1] else None, d_wrec, d_wout, d_bout if need[4] else None,
+            d_kappa if need[5] else None, d_gain if need[6] else None, None, None)
 
 
 def memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act: str = "relu", hidden=()):
@@ -139,4 +281,9 @@ def memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act: str = "relu", hi
                          f"zin {tuple(zin.shape)}; expected ({H}, d_m) and ({B}, d_m)")
     activation(act)  # validates the name
     flat = [t for layer in hidden for t in layer]
-    return _MemoryScan.apply(zin.contiguous(), m0.contiguous(), w_rec, w_out, b_out, kappa, gain, act, *flat)
+    tensors = (zin, m0, w_rec, w_out, b_out, kappa, gain)
+    fused = (USE_FUSED and not flat and zin.dtype in (torch.float32, torch.float64)
+             and all(t.device.type == "cpu" and t.dtype == zin.dtype for t in tensors)
+             and fused_kernels() is not None)
+    return _MemoryScan.apply(zin.contiguous(), m0.contiguous(), w_rec, w_out, b_out, kappa, gain, act, fused,
+                             *flat)
