@@ -75,14 +75,29 @@ static inline void FN(bwd_row)(long D, const T *restrict gm, const T *restrict k
 }
 
 /* act: 0 relu, 1 silu, 2 tanh.  Z (pre-activations) is written only when non-NULL (silu needs it). */
-void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, const T *zin, const T *m0,
-                      const T *w_rec, const T *w_out, const T *b_out, const T *kappa, const T *gain,
-                      T *Z, T *Hb, T *S, T *M, T *P) {
+/* the input half of z_t, a linear trace: a_t = ks a_{t-1} + u_t (a_{-1} = a0), zin_t = a_t + b1;
+ * writes zin_t to zi and, when A is non-NULL, a_t to A.  ks = 0, a0 = b1 = 0 give zin_t = u_t. */
+static inline void FN(trace_row)(long n, T ks, const T *restrict u, const T *restrict ap, const T *restrict b1,
+                                 T *restrict a, T *restrict zi) {
+    for (long i = 0; i < n; ++i) { const T v = ks * ap[i] + u[i]; a[i] = v; zi[i] = v + b1[i]; }
+}
+
+/* act: 0 relu, 1 silu, 2 tanh.  Z (pre-activations) is written only when non-NULL (silu needs it);
+ * A (the traces a_t) only when non-NULL.  Scratch: P (B x max(H, D)), W (3 B H). */
+void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, const T *u, const T *a0,
+                      const T *ks_p, const T *b1, const T *m0, const T *w_rec, const T *w_out, const T *b_out,
+                      const T *kappa, const T *gain, T *A, T *Z, T *Hb, T *S, T *M, T *P, T *W) {
     const long BH = B * H, BD = B * D;
+    const T ks = *ks_p;
+    T *zi = W, *a_cur = W + BH, *a_prev = W + 2 * BH;
+    memcpy(a_prev, a0, sizeof(T) * (size_t)BH);
     for (long t = 0; t < Tn; ++t) {
         const T *mp = t ? M + (t - 1) * BD : m0;
-        const T *zi = zin + t * BH;
         T *h = Hb + t * BH;
+        for (long b = 0; b < B; ++b)
+            FN(trace_row)(H, ks, u + t * BH + b * H, a_prev + b * H, b1, a_cur + b * H, zi + b * H);
+        if (A) memcpy(A + t * BH, a_cur, sizeof(T) * (size_t)BH);
+        { T *tmp = a_prev; a_prev = a_cur; a_cur = tmp; }
         FN(mm)(gemm, 'N', 'T', B, H, D, 1, mp, D, w_rec, D, 0, P, H);
         if (act == 0) {
             for (long i = 0; i < BH; ++i) { const T z = zi[i] + P[i]; h[i] = z > 0 ? z : 0; }
@@ -99,15 +114,34 @@ void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
     }
 }
 
+/* the trace's reverse scan for one batch row: du_t = dz_t + ks du_{t+1}; sums dL/db1 and, with
+ * ap = a_{t-1} non-NULL, dL/dks */
+static inline T FN(trace_back_row)(long n, T ks, const T *restrict dz, const T *restrict dun, const T *restrict ap,
+                                   T *restrict du, T *restrict d_b1) {
+    T acc = 0;
+    for (long i = 0; i < n; ++i) {
+        const T v = dz[i] + ks * dun[i];
+        du[i] = v;
+        d_b1[i] += dz[i];
+        if (ap) acc += v * ap[i];
+    }
+    return acc;
+}
+
 /* gM: dL/dm_t from outside (T, B, D).  Writes dZ (dL/dz_t, T x B x H), dO (dL/do_t, T x B x D),
- * d_m0, and the sums over t and b of d_kappa, d_gain, d_bout (D each; overwritten).
+ * d_m0, and the sums over t and b of d_kappa, d_gain, d_bout (D each; overwritten).  With dU
+ * non-NULL also the trace's gradients: dU (dL/du_t), d_a0, d_b1 (H), *d_ks (needs A, else 0).
  * Scratch: P (B x max(H, D)), G (2 B D). */
 void FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, const T *gM, const T *m0,
                       const T *w_rec, const T *w_out, const T *kappa, const T *gain, const T *Z,
                       const T *Hb, const T *S, const T *M, T *dZ, T *dO, T *d_m0, T *d_kappa,
-                      T *d_gain, T *d_bout, T *P, T *G) {
+                      T *d_gain, T *d_bout, T *P, T *G, const T *ks_p, const T *a0, const T *A,
+                      T *dU, T *d_a0, T *d_b1, T *d_ks) {
     const long BH = B * H, BD = B * D;
     T *g_cur = G, *g_next = G + BD;
+    const T ks = dU ? *ks_p : 0;
+    T ks_acc = 0;
+    if (dU) memset(d_b1, 0, sizeof(T) * (size_t)H);
     for (long d = 0; d < D; ++d) { d_kappa[d] = 0; d_gain[d] = 0; d_bout[d] = 0; }
     memset(g_next, 0, sizeof(T) * (size_t)BD);   /* nothing flows back from beyond the last step */
     memset(P, 0, sizeof(T) * (size_t)BD);
@@ -134,7 +168,20 @@ void FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
         } else {
             for (long i = 0; i < BH; ++i) dz[i] = P[i] * (1 - h[i] * h[i]);
         }
+        if (dU) {
+            for (long b = 0; b < B; ++b) {
+                const long j = t * BH + b * H;
+                const T *ap = A ? (t ? A + j - BH : a0 + b * H) : 0;
+                /* beyond the last step du is 0: read dZ's own row with factor ks * 0 */
+                const T *dun = t < Tn - 1 ? dU + j + BH : dZ + j;
+                ks_acc += FN(trace_back_row)(H, t < Tn - 1 ? ks : 0, dZ + j, dun, ap, dU + j, d_b1);
+            }
+        }
         T *tmp = g_cur; g_cur = g_next; g_next = tmp;
+    }
+    if (dU) {
+        for (long i = 0; i < BH; ++i) d_a0[i] = ks * dU[i];
+        *d_ks = ks_acc;
     }
     /* dL/dm_0 = kappa g_0 + W_rec^T dz_0 */
     FN(mm)(gemm, 'N', 'N', B, D, H, 1, dZ, H, w_rec, D, 0, P, D);

@@ -70,8 +70,8 @@ def _build():
         getattr(lib, f"elm_nnz_{sfx}").restype = lng
         getattr(lib, f"elm_project_{sfx}").argtypes = [p, p, p, p, p, lng, lng]
         getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, p, p, p]
-        getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 12
-        getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 18
+        getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 17
+        getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 25
         for name in ("project", "transpose", "scan_fwd", "scan_bwd"):
             getattr(lib, f"elm_{name}_{sfx}").restype = None
     return lib

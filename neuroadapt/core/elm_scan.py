@@ -222,27 +222,50 @@ class _MemoryScan(torch.autograd.Function):
         return (d_zin, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, None, None, *d_hidden)
 
 
-def _fused_forward(ctx, zin, m0, w_rec, w_out, b_out, kappa, gain, act_name):
+class _TracedScan(torch.autograd.Function):
+    """The fused C loop with the synaptic trace inside: ``zin_t = a_t + b1``,
+    ``a_t = κ_s a_{t-1} + u_t`` (:func:`traced_memory_scan`)."""
+
+    @staticmethod
+    def forward(ctx, u, a0, kappa_s, b1, m0, w_rec, w_out, b_out, kappa, gain, act_name):
+        return _fused_forward(ctx, u, m0, w_rec, w_out, b_out, kappa, gain, act_name, (a0, kappa_s, b1))
+
+    @staticmethod
+    def backward(ctx, gM):
+        dz, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, _, _, (du, d_a0, d_ks, d_b1) = _fused_backward(ctx, gM)
+        need = ctx.needs_input_grad
+        return (du if need[0] else None, d_a0 if need[1] else None, d_ks if need[2] else None,
+                d_b1 if need[3] else None, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, None)
+
+
+def _fused_forward(ctx, u, m0, w_rec, w_out, b_out, kappa, gain, act_name, trace=None):
     lib, gemm = _fused_state["value"]   # set by fused_kernels() before any fused call
-    T, B, H = zin.shape
+    T, B, H = u.shape
     D = m0.shape[-1]
-    dt = zin.dtype
+    dt = u.dtype
     sfx = "f32" if dt == torch.float32 else "f64"
     w_rec, w_out, b_out, kappa, gain = (a.detach().contiguous() for a in (w_rec, w_out, b_out, kappa, gain))
+    if trace is None:   # zin = u: a zero trace decay, start and bias
+        a0, ks, b1 = torch.zeros(B, H, dtype=dt), torch.zeros(1, dtype=dt), torch.zeros(H, dtype=dt)
+    else:
+        a0, ks, b1 = (a.detach().contiguous() for a in trace)
+    keep_a = trace is not None and ctx.needs_input_grad[2]   # dL/dκ_s needs every a_t
+    A = torch.empty(T, B, H, dtype=dt) if keep_a else None
     Z = torch.empty(T, B, H, dtype=dt) if act_name == "silu" else torch.empty(0, dtype=dt)
     Hb = torch.empty(T, B, H, dtype=dt)
     S, M = torch.empty(T, B, D, dtype=dt), torch.empty(T, B, D, dtype=dt)
-    P = torch.empty(B * max(H, D), dtype=dt)
-    getattr(lib, f"elm_scan_fwd_{sfx}")(gemm[dt], T, B, H, D, _ACT_CODE[act_name], _p(zin), _p(m0), _p(w_rec),
-                                        _p(w_out), _p(b_out), _p(kappa), _p(gain), _p(Z), _p(Hb), _p(S), _p(M), _p(P))
-    ctx.save_for_backward(m0, w_rec, w_out, kappa, gain, Z, Hb, S, M)
-    ctx.act_name = act_name
+    P, W = torch.empty(B * max(H, D), dtype=dt), torch.empty(3 * B * H, dtype=dt)
+    getattr(lib, f"elm_scan_fwd_{sfx}")(gemm[dt], T, B, H, D, _ACT_CODE[act_name], _p(u), _p(a0), _p(ks), _p(b1),
+                                        _p(m0), _p(w_rec), _p(w_out), _p(b_out), _p(kappa), _p(gain),
+                                        _p(A) if A is not None else None, _p(Z), _p(Hb), _p(S), _p(M), _p(P), _p(W))
+    ctx.save_for_backward(m0, w_rec, w_out, kappa, gain, Z, Hb, S, M, a0, ks, A)
+    ctx.act_name, ctx.traced = act_name, trace is not None
     return M
 
 
 def _fused_backward(ctx, gM):
-    m0, w_rec, w_out, kappa, gain, Z, Hb, S, M = ctx.saved_tensors
-    lib, gemm = _fused_state["value"]   # set by fused_kernels() before any fused call
+    m0, w_rec, w_out, kappa, gain, Z, Hb, S, M, a0, ks, A = ctx.saved_tensors
+    lib, gemm = _fused_state["value"]
     T, B, D = M.shape
     H = Hb.shape[-1]
     dt = M.dtype
@@ -252,17 +275,47 @@ def _fused_backward(ctx, gM):
     d_m0 = torch.empty(B, D, dtype=dt)
     d_kappa, d_gain, d_bout = (torch.empty(D, dtype=dt) for _ in range(3))
     P, G = torch.empty(B * max(H, D), dtype=dt), torch.empty(2 * B * D, dtype=dt)
+    traced = ctx.traced
+    dU = torch.empty(T, B, H, dtype=dt) if traced else None
+    d_a0, d_b1, d_ks = torch.empty(B, H, dtype=dt), torch.empty(H, dtype=dt), torch.zeros(1, dtype=dt)
+    opt = (lambda t: _p(t) if traced and t is not None else None)  # noqa: E731
     getattr(lib, f"elm_scan_bwd_{sfx}")(gemm[dt], T, B, H, D, _ACT_CODE[ctx.act_name], _p(gM), _p(m0), _p(w_rec),
                                         _p(w_out), _p(kappa), _p(gain), _p(Z), _p(Hb), _p(S), _p(M), _p(dZ),
-                                        _p(dO), _p(d_m0), _p(d_kappa), _p(d_gain), _p(d_bout), _p(P), _p(G))
+                                        _p(dO), _p(d_m0), _p(d_kappa), _p(d_gain), _p(d_bout), _p(P), _p(G),
+                                        _p(ks), _p(a0), opt(A), opt(dU), opt(d_a0), opt(d_b1), opt(d_ks))
     need = ctx.needs_input_grad
+    i_wrec = 5 if traced else 2   # position of w_rec among the inputs (_TracedScan: after u, a0, κ_s, b1, m0)
     d_wrec = None
-    if need[2]:   # Σ_t dz_t^T m_{t-1}, with m_{-1} = m0: no concatenated copy of M
+    if need[i_wrec]:   # Σ_t dz_t^T m_{t-1}, with m_{-1} = m0: no concatenated copy of M
         d_wrec = torch.mm(dZ[1:].reshape(-1, H).t(), M[:-1].reshape(-1, D))
         d_wrec.addmm_(dZ[0].t(), m0)
-    d_wout = torch.mm(dO.reshape(-1, D).t(), Hb.reshape(-1, H)) if need[3] else None
-    return (dZ if need[0] else None, d_m0 if need[1] else None, d_wrec, d_wout, d_bout if need[4] else None,
-            d_kappa if need[5] else None, d_gain if need[6] else None, None, None)
+    d_wout = torch.mm(dO.reshape(-1, D).t(), Hb.reshape(-1, H)) if need[i_wrec + 1] else None
+    out = (dZ, d_m0, d_wrec, d_wout, d_bout, d_kappa, d_gain, None, None)
+    if traced:
+        return out + ((dU, d_a0, d_ks.reshape(ks.shape), d_b1),)
+    return out
+
+
+def _fused_ok(*tensors) -> bool:
+    t0 = tensors[0]
+    return (USE_FUSED and t0.dtype in (torch.float32, torch.float64)
+            and all(t.device.type == "cpu" and t.dtype == t0.dtype for t in tensors)
+            and fused_kernels() is not None)
+
+
+def traced_memory_scan(u, a0, kappa_s, b1, m0, w_rec, w_out, b_out, kappa, gain, act: str = "relu", hidden=()):
+    """:func:`memory_scan` of ``zin_t = a_t + b1`` with the linear trace ``a_t = κ_s a_{t-1} + u_t``
+    (``a_{-1} = a0``; ``κ_s`` a scalar tensor): in the fused C loop, the trace is one more line of
+    each step's element-wise pass and its reverse scan one more line of the backward pass;
+    elsewhere :func:`neuroadapt.core.scan.linear_scan` followed by :func:`memory_scan`."""
+    if not hidden and _fused_ok(u, a0, kappa_s, b1, m0, w_rec, w_out, b_out, kappa, gain):
+        activation(act)
+        return _TracedScan.apply(u.contiguous(), a0.contiguous(), kappa_s.reshape(1), b1, m0.contiguous(),
+                                 w_rec, w_out, b_out, kappa, gain, act)
+    from neuroadapt.core.scan import linear_scan
+
+    zin = linear_scan(u, kappa_s.reshape(1), a0) + b1
+    return memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act, hidden)
 
 
 def memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act: str = "relu", hidden=()):
@@ -281,9 +334,6 @@ def memory_scan(zin, m0, w_rec, w_out, b_out, kappa, gain, act: str = "relu", hi
                          f"zin {tuple(zin.shape)}; expected ({H}, d_m) and ({B}, d_m)")
     activation(act)  # validates the name
     flat = [t for layer in hidden for t in layer]
-    tensors = (zin, m0, w_rec, w_out, b_out, kappa, gain)
-    fused = (USE_FUSED and not flat and zin.dtype in (torch.float32, torch.float64)
-             and all(t.device.type == "cpu" and t.dtype == zin.dtype for t in tensors)
-             and fused_kernels() is not None)
+    fused = not flat and _fused_ok(zin, m0, w_rec, w_out, b_out, kappa, gain)
     return _MemoryScan.apply(zin.contiguous(), m0.contiguous(), w_rec, w_out, b_out, kappa, gain, act, fused,
                              *flat)
