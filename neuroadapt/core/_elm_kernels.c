@@ -3,13 +3,13 @@
  * x is a dense row-major (R, K) matrix of spike counts, mostly zeros; wt is (K, H).
  *   nnz:      the non-zero entries of x as rows (row_ptr, col, val): one pass over x
  *   project:  out[r, :]  = sum_k x[r, k] * wt[k, :]        (out = x @ wt)
- *   transpose: the same entries by column (col_ptr, row, val_t)
- * The weight gradient gwt = x^T @ g (gwt[k, :] = sum_r x[r, k] g[r, :]) is project applied to the
- * transposed list and g.  The forward pass builds the list once, the backward pass transposes
- * it: only the non-zero entries of x cost work, H multiply-adds each.  project keeps a block of
- * output columns in vector registers while it runs over a row's non-zeros (one load + one
- * multiply-add per vector and entry, one store per block).  Summation order is ascending k
- * (project) and ascending r (weight gradient), as in a plain loop.
+ *   transpose: the same entries grouped by (block of rows, column)
+ *   wgrad:    gwt[k, :] = sum_r x[r, k] * g[r, :]        (gwt = x^T @ g), from the grouped list
+ * The forward pass builds the list once, the backward pass regroups it: only the non-zero
+ * entries of x cost work, H multiply-adds each.  project and wgrad keep a block of output
+ * columns in vector registers while they run over a row's (column's) entries: one load + one
+ * multiply-add per vector and entry, one store per block.  Summation order: ascending k
+ * (project); ascending r within each block of rows, blocks added in order (wgrad).
  * GCC/Clang vector extensions only (no intrinsics, no Python or torch headers): the compiler
  * maps them to whatever vector ISA the flags allow (SSE2 baseline, AVX2 with -mavx2).
  */
@@ -76,31 +76,109 @@ void NAME(const int *row_ptr, const int *col, const T *val, const T *wt, T *out,
     }                                                                                  \
 }
 
-/* the same entries by column (col_ptr, row, val_t): a stable counting sort, so every column's
- * rows stay in ascending order; then gwt = x^T g is elm_project on (col_ptr, row, val_t, g) */
+/* the same entries grouped by (block of RB rows, column): a stable counting sort, so within a
+ * group the rows stay in ascending order.  ptr has nb * K + 1 entries, nb = ceil(R / RB). */
 #define DEFINE_TRANSPOSE(NAME, T)                                                      \
-void NAME(const int *row_ptr, const int *col, const T *val, long R, long K,            \
-          int *col_ptr, int *row, T *val_t) {                                          \
-    memset(col_ptr, 0, sizeof(int) * (size_t)(K + 1));                                 \
-    const int n = row_ptr[R];                                                          \
-    for (int i = 0; i < n; ++i) ++col_ptr[col[i] + 1];                                 \
-    for (long k = 0; k < K; ++k) col_ptr[k + 1] += col_ptr[k];                         \
+void NAME(const int *row_ptr, const int *col, const T *val, long R, long K, long RB,   \
+          int *ptr, int *row, T *val_t) {                                              \
+    const long nb = (R + RB - 1) / RB, nk = nb * K;                                    \
+    memset(ptr, 0, sizeof(int) * (size_t)(nk + 1));                                   \
+    for (long r = 0; r < R; ++r)                                                       \
+        for (int i = row_ptr[r]; i < row_ptr[r + 1]; ++i) ++ptr[(r / RB) * K + col[i] + 1]; \
+    for (long k = 0; k < nk; ++k) ptr[k + 1] += ptr[k];                                \
     for (long r = 0; r < R; ++r) {                                                     \
         for (int i = row_ptr[r]; i < row_ptr[r + 1]; ++i) {                            \
-            const int j = col_ptr[col[i]]++;                                           \
+            const int j = ptr[(r / RB) * K + col[i]]++;                                \
             row[j] = (int)r; val_t[j] = val[i];                                        \
         }                                                                              \
     }                                                                                  \
-    for (long k = K; k > 0; --k) col_ptr[k] = col_ptr[k - 1];                          \
-    col_ptr[0] = 0;                                                                    \
+    for (long k = nk; k > 0; --k) ptr[k] = ptr[k - 1];                                 \
+    ptr[0] = 0;                                                                        \
 }
 
+/* gwt = x^T g from the grouped entries: per block of rows (a slice of g that stays in cache) and
+ * column, sum the rows' g in vector registers, then add the block's sum into gwt's row */
+#define DEFINE_WGRAD(NAME, T, V)                                                       \
+void NAME(const int *ptr, const int *row, const T *val, const T *g, T *gwt,            \
+          long nb, long K, long H) {                                                   \
+    enum { W = (int)(sizeof(V) / sizeof(T)) };                                         \
+    memset(gwt, 0, sizeof(T) * (size_t)(K * H));                                       \
+    for (long q = 0; q < nb * K; ++q) {                                                \
+        const int b = ptr[q], e = ptr[q + 1];                                          \
+        if (b == e) continue;                                                          \
+        T *o = gwt + (q % K) * H;                                                      \
+        long h0 = 0;                                                                   \
+        for (; h0 + NB * W <= H; h0 += NB * W) {                                       \
+            V acc[NB];                                                                 \
+            for (int j = 0; j < NB; ++j) acc[j] = (V){0};                              \
+            for (int i = b; i < e; ++i) {                                              \
+                const T v = val[i];                                                    \
+                const V *w = (const V *)(g + (long)row[i] * H + h0);                   \
+                for (int j = 0; j < NB; ++j) acc[j] += v * w[j];                       \
+            }                                                                          \
+            for (int j = 0; j < NB; ++j) ((V *)(o + h0))[j] += acc[j];                 \
+        }                                                                              \
+        for (; h0 + W <= H; h0 += W) {                                                 \
+            V acc = (V){0};                                                            \
+            for (int i = b; i < e; ++i)                                                \
+                acc += val[i] * *(const V *)(g + (long)row[i] * H + h0);               \
+            *(V *)(o + h0) += acc;                                                     \
+        }                                                                              \
+        for (; h0 < H; ++h0) {                                                         \
+            T acc = 0;                                                                 \
+            for (int i = b; i < e; ++i) acc += val[i] * g[(long)row[i] * H + h0];      \
+            o[h0] += acc;                                                              \
+        }                                                                              \
+    }                                                                                  \
+}
+
+#if defined(__AVX2__)
+/* float32 with AVX2: 8 entries per compare; the non-zero ones are packed to the front with one
+ * permutation (table indexed by the 8-bit mask) and stored, n advancing by their count */
+#include <immintrin.h>
+DEFINE_NNZ(elm_nnz_f32_scalar, float)
+long elm_nnz_f32(const float *x, long R, long K, long cap, int *row_ptr, int *col, float *val) {
+    int lut[256][8];
+    for (int m = 0; m < 256; ++m) {
+        int j = 0;
+        for (int b = 0; b < 8; ++b) if (m >> b & 1) lut[m][j++] = b;
+        for (; j < 8; ++j) lut[m][j] = 0;
+    }
+    long n = 0;
+    const __m256 zero = _mm256_setzero_ps();
+    for (long r = 0; r < R; ++r) {
+        const float *xr = x + r * K;
+        if (n + K > cap) {   /* near the cap: the checked scalar pass from here on */
+            long rest = elm_nnz_f32_scalar(xr, R - r, K, cap - n, row_ptr + r, col + n, val + n);
+            if (rest < 0) return -1;
+            for (long i = r; i <= R; ++i) row_ptr[i] += (int)n;
+            return n + rest;
+        }
+        row_ptr[r] = (int)n;
+        long k = 0;
+        for (; k + 8 <= K; k += 8) {
+            const __m256 v = _mm256_loadu_ps(xr + k);
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ));
+            const __m256i perm = _mm256_loadu_si256((const __m256i *)lut[m]);
+            _mm256_storeu_ps(val + n, _mm256_permutevar8x32_ps(v, perm));
+            _mm256_storeu_si256((__m256i *)(col + n), _mm256_add_epi32(perm, _mm256_set1_epi32((int)k)));
+            n += __builtin_popcount((unsigned)m);
+        }
+        for (; k < K; ++k) { col[n] = (int)k; val[n] = xr[k]; n += (xr[k] != 0.0f); }
+    }
+    row_ptr[R] = (int)n;
+    return n;
+}
+#else
 DEFINE_NNZ(elm_nnz_f32, float)
+#endif
 DEFINE_NNZ(elm_nnz_f64, double)
 DEFINE_PROJECT(elm_project_f32, float, vf32)
 DEFINE_PROJECT(elm_project_f64, double, vf64)
 DEFINE_TRANSPOSE(elm_transpose_f32, float)
 DEFINE_TRANSPOSE(elm_transpose_f64, double)
+DEFINE_WGRAD(elm_wgrad_f32, float, vf32)
+DEFINE_WGRAD(elm_wgrad_f64, double, vf64)
 
 /* ----------------------------------------------------------------- memory recurrence */
 #define TANH_A 1.7159

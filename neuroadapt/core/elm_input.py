@@ -32,6 +32,7 @@ from neuroadapt._io import atomic_path
 from neuroadapt.core._ckernel import _cache_dir, _compiler
 
 SPARSE_MAX_DENSITY = 0.15
+_WGRAD_BLOCK_BYTES = 256 * 1024   # slice of the output gradient the weight-gradient kernel keeps in cache
 _SOURCE = Path(__file__).with_name("_elm_kernels.c")
 _HEADERS = [Path(__file__).with_name("_elm_scan.h")]   # included by _SOURCE (part of the cache key)
 # -fno-trapping-math: lets the compiler vectorise the clamps of the exp in the memory-scan loops
@@ -69,10 +70,11 @@ def _build():
         getattr(lib, f"elm_nnz_{sfx}").argtypes = [p, lng, lng, lng, p, p, p]
         getattr(lib, f"elm_nnz_{sfx}").restype = lng
         getattr(lib, f"elm_project_{sfx}").argtypes = [p, p, p, p, p, lng, lng]
-        getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, p, p, p]
+        getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, lng, p, p, p]
+        getattr(lib, f"elm_wgrad_{sfx}").argtypes = [p, p, p, p, p, lng, lng, lng]
         getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 17
         getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 25
-        for name in ("project", "transpose", "scan_fwd", "scan_bwd"):
+        for name in ("project", "transpose", "wgrad", "scan_fwd", "scan_bwd"):
             getattr(lib, f"elm_{name}_{sfx}").restype = None
     return lib
 
@@ -128,11 +130,13 @@ class _SparseProject(torch.autograd.Function):
         row_ptr, col, val = ctx.saved_tensors
         g = g.contiguous()
         (R, H), K, lib, sfx = g.shape, ctx.n_in, ctx.lib, ctx.sfx
-        col_ptr, row, val_t = torch.empty(K + 1, dtype=torch.int32), torch.empty_like(col), torch.empty_like(val)
-        getattr(lib, f"elm_transpose_{sfx}")(_ptr(row_ptr), _ptr(col), _ptr(val), R, K, _ptr(col_ptr), _ptr(row),
+        rb = max(1, _WGRAD_BLOCK_BYTES // (H * g.element_size()))   # rows of g per cache-sized block
+        nb = -(-R // rb)
+        ptr, row, val_t = torch.empty(nb * K + 1, dtype=torch.int32), torch.empty_like(col), torch.empty_like(val)
+        getattr(lib, f"elm_transpose_{sfx}")(_ptr(row_ptr), _ptr(col), _ptr(val), R, K, rb, _ptr(ptr), _ptr(row),
                                              _ptr(val_t))
-        gwt = torch.empty(K, H, dtype=g.dtype)           # x^T g: the same kernel on the transposed list
-        getattr(lib, f"elm_project_{sfx}")(_ptr(col_ptr), _ptr(row), _ptr(val_t), _ptr(g), _ptr(gwt), K, H)
+        gwt = torch.empty(K, H, dtype=g.dtype)
+        getattr(lib, f"elm_wgrad_{sfx}")(_ptr(ptr), _ptr(row), _ptr(val_t), _ptr(g), _ptr(gwt), nb, K, H)
         return gwt.t(), None, None, None, None, None
 
 
