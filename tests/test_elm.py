@@ -255,6 +255,10 @@ def test_sparse_input_kernel_at_the_density_cap_and_over_many_row_blocks():
             (gw,) = torch.autograd.grad(u, w, gu)
             tol = 1e-4 if dtype == torch.float32 else 1e-11
             assert torch.allclose(u, x @ w.detach().t(), atol=tol) and torch.allclose(gw, gu.t() @ x, atol=tol)
+            decay = torch.rand(R // 100, generator=g, dtype=dtype)
+            u3, xs = project(x.view(R // 100, 100, K), w, decay)   # (T, B, n_in) with the decayed sum
+            assert torch.allclose(u3.reshape(R, H), u, atol=tol)
+            assert torch.allclose(xs, torch.einsum("t,tbn->bn", decay, x.view(R // 100, 100, K)), atol=tol)
 
 
 # ----------------------------------------------------------------------------- routing

@@ -180,6 +180,21 @@ DEFINE_TRANSPOSE(elm_transpose_f64, double)
 DEFINE_WGRAD(elm_wgrad_f32, float, vf32)
 DEFINE_WGRAD(elm_wgrad_f64, double, vf64)
 
+/* xs[b, k] = sum_t decay[t] x[t, b, k] from the non-zero list of x (rows r = t B + b), t ascending */
+#define DEFINE_DECAY_SUM(NAME, T)                                                      \
+void NAME(const int *row_ptr, const int *col, const T *val, long Tn, long B, long K,   \
+          const T *decay, T *xs) {                                                     \
+    memset(xs, 0, sizeof(T) * (size_t)(B * K));                                        \
+    for (long t = 0; t < Tn; ++t)                                                      \
+        for (long b = 0; b < B; ++b) {                                                 \
+            const long r = t * B + b;                                                  \
+            for (int i = row_ptr[r]; i < row_ptr[r + 1]; ++i)                          \
+                xs[b * K + col[i]] += decay[t] * val[i];                               \
+        }                                                                              \
+}
+DEFINE_DECAY_SUM(elm_decay_sum_f32, float)
+DEFINE_DECAY_SUM(elm_decay_sum_f64, double)
+
 /* ----------------------------------------------------------------- memory recurrence */
 #define TANH_A 1.7159
 #define TANH_B (2.0 / 3.0)

@@ -72,9 +72,10 @@ def _build():
         getattr(lib, f"elm_project_{sfx}").argtypes = [p, p, p, p, p, lng, lng]
         getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, lng, p, p, p]
         getattr(lib, f"elm_wgrad_{sfx}").argtypes = [p, p, p, p, p, lng, lng, lng]
+        getattr(lib, f"elm_decay_sum_{sfx}").argtypes = [p, p, p, lng, lng, lng, p, p]
         getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 17
         getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 25
-        for name in ("project", "transpose", "wgrad", "scan_fwd", "scan_bwd"):
+        for name in ("project", "transpose", "wgrad", "decay_sum", "scan_fwd", "scan_bwd"):
             getattr(lib, f"elm_{name}_{sfx}").restype = None
     return lib
 
@@ -140,8 +141,12 @@ class _SparseProject(torch.autograd.Function):
         return gwt.t(), None, None, None, None, None
 
 
-def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring)."""
+def project(x: torch.Tensor, w: torch.Tensor, decay: torch.Tensor | None = None):
+    """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring).
+
+    With ``decay`` (``(T,)``, ``x`` of shape ``(T, B, n_in)``) also returns the decayed sum
+    ``Σ_t decay[t] x[t]`` ``(B, n_in)``, from the same list of non-zeros where the kernel runs
+    and ``decay`` needs no gradient (else ``torch.einsum``)."""
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     use = (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
@@ -151,5 +156,12 @@ def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if lib is not None:
         sfx = "f32" if x.dtype == torch.float32 else "f64"
         nz = _nonzeros(x2.contiguous(), lib, sfx)
-    out = x2 @ w.t() if nz is None else _SparseProject.apply(w, *nz, lib, sfx)
-    return out.view(*shape[:-1], w.shape[0])
+    out = (x2 @ w.t() if nz is None else _SparseProject.apply(w, *nz, lib, sfx)).view(*shape[:-1], w.shape[0])
+    if decay is None:
+        return out
+    if nz is None or decay.requires_grad or decay.dtype != x.dtype or decay.device.type != "cpu":
+        return out, torch.einsum("t,tbn->bn", decay, x)
+    T, B, K = shape
+    xs = torch.empty(B, K, dtype=x.dtype)
+    getattr(lib, f"elm_decay_sum_{sfx}")(*(_ptr(t) for t in nz), T, B, K, _ptr(decay.contiguous()), _ptr(xs))
+    return out, xs
