@@ -149,6 +149,13 @@ def test_memory_scan_gradcheck_all_inputs():
         assert torch.autograd.gradcheck(f, (zin, m0, w_rec, w_out, b_out, kappa, gain, *hidden[0]))
 
 
+@pytest.mark.skipif(kernels() is None or elm_scan._blas_gemm() is None, reason="no C compiler / BLAS symbol")
+def test_fused_memory_loop_passes_its_own_first_use_check():
+    """Where the library and the BLAS routine exist, the fused loop must agree with the torch loop
+    (else it silently falls back and the tests below would only skip)."""
+    assert elm_scan.fused_kernels() is not None
+
+
 @pytest.mark.skipif(elm_scan.fused_kernels() is None, reason="no C compiler / BLAS symbol: the torch loop runs")
 def test_fused_memory_loop_gradcheck_and_matches_torch_loop(monkeypatch):
     """The C loop (no extra hidden layers, CPU) against finite differences and against the torch loop."""

@@ -13,6 +13,7 @@
  * GCC/Clang vector extensions only (no intrinsics, no Python or torch headers): the compiler
  * maps them to whatever vector ISA the flags allow (SSE2 baseline, AVX2 with -mavx2).
  */
+#include <stdlib.h>
 #include <string.h>
 
 /* 32-byte vectors of float / double, loadable from any 4 / 8-byte aligned address */

@@ -60,8 +60,8 @@ static inline void FN(fwd_row)(long D, const T *restrict p, const T *restrict b_
 /* one batch row of the backward step: total dL/dm_t, dL/do_t and the per-unit sums */
 static inline void FN(bwd_row)(long D, const T *restrict gm, const T *restrict kappa, const T *restrict gn,
                                const T *restrict pn, const T *restrict s, const T *restrict gain,
-                               const T *restrict mp, T *restrict gc, T *restrict o, T *restrict d_kappa,
-                               T *restrict d_gain, T *restrict d_bout) {
+                               const T *restrict mp, T *restrict gc, T *restrict o, double *restrict d_kappa,
+                               double *restrict d_gain, double *restrict d_bout) {
     for (long d = 0; d < D; ++d) {
         const T g = (gm[d] + kappa[d] * gn[d]) + pn[d];
         const T sg = s[d];
@@ -116,15 +116,15 @@ void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
 
 /* the trace's reverse scan for one batch row: du_t = dz_t + ks du_{t+1}; sums dL/db1 and, with
  * ap = a_{t-1} non-NULL, dL/dks */
-static inline T FN(trace_back_row)(long n, T ks, const T *restrict dz, const T *restrict dun, const T *restrict ap,
-                                   T *restrict du, T *restrict d_b1) {
-    T acc = 0;
+static inline double FN(trace_back_row)(long n, T ks, const T *restrict dz, const T *restrict dun,
+                                        const T *restrict ap, T *restrict du, double *restrict d_b1) {
+    double acc = 0;
     for (long i = 0; i < n; ++i) {
-        const T v = dz[i] + ks * dun[i];
-        du[i] = v;
+        du[i] = dz[i] + ks * dun[i];
         d_b1[i] += dz[i];
-        if (ap) acc += v * ap[i];
     }
+    if (ap)
+        for (long i = 0; i < n; ++i) acc += (double)du[i] * ap[i];
     return acc;
 }
 
@@ -132,7 +132,7 @@ static inline T FN(trace_back_row)(long n, T ks, const T *restrict dz, const T *
  * d_m0, and the sums over t and b of d_kappa, d_gain, d_bout (D each; overwritten).  With dU
  * non-NULL also the trace's gradients: dU (dL/du_t), d_a0, d_b1 (H), *d_ks (needs A, else 0).
  * Scratch: P (B x max(H, D)), G (2 B D). */
-void FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, const T *gM, const T *m0,
+int FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, const T *gM, const T *m0,
                       const T *w_rec, const T *w_out, const T *kappa, const T *gain, const T *Z,
                       const T *Hb, const T *S, const T *M, T *dZ, T *dO, T *d_m0, T *d_kappa,
                       T *d_gain, T *d_bout, T *P, T *G, const T *ks_p, const T *a0, const T *A,
@@ -140,9 +140,10 @@ void FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
     const long BH = B * H, BD = B * D;
     T *g_cur = G, *g_next = G + BD;
     const T ks = dU ? *ks_p : 0;
-    T ks_acc = 0;
-    if (dU) memset(d_b1, 0, sizeof(T) * (size_t)H);
-    for (long d = 0; d < D; ++d) { d_kappa[d] = 0; d_gain[d] = 0; d_bout[d] = 0; }
+    /* the sums over all T B terms accumulate in double (float32 running sums of 8000 terms lose digits) */
+    double ks_acc = 0, *acc = calloc((size_t)(3 * D + H), sizeof(double));
+    if (!acc) return -1;
+    double *a_kappa = acc, *a_gain = acc + D, *a_bout = acc + 2 * D, *a_b1 = acc + 3 * D;
     memset(g_next, 0, sizeof(T) * (size_t)BD);   /* nothing flows back from beyond the last step */
     memset(P, 0, sizeof(T) * (size_t)BD);
     for (long t = Tn - 1; t >= 0; --t) {
@@ -151,7 +152,7 @@ void FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
         for (long b = 0; b < B; ++b) {
             const long j = t * BD + b * D;
             FN(bwd_row)(D, gM + j, kappa, g_next + b * D, P + b * D, S + j, gain, t ? M + j - BD : m0 + b * D,
-                        g_cur + b * D, dO + j, d_kappa, d_gain, d_bout);
+                        g_cur + b * D, dO + j, a_kappa, a_gain, a_bout);
         }
         T *o = dO + t * BD;
         FN(mm)(gemm, 'N', 'N', B, H, D, 1, o, D, w_out, H, 0, P, H);
@@ -174,19 +175,23 @@ void FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
                 const T *ap = A ? (t ? A + j - BH : a0 + b * H) : 0;
                 /* beyond the last step du is 0: read dZ's own row with factor ks * 0 */
                 const T *dun = t < Tn - 1 ? dU + j + BH : dZ + j;
-                ks_acc += FN(trace_back_row)(H, t < Tn - 1 ? ks : 0, dZ + j, dun, ap, dU + j, d_b1);
+                ks_acc += FN(trace_back_row)(H, t < Tn - 1 ? ks : 0, dZ + j, dun, ap, dU + j, a_b1);
             }
         }
         T *tmp = g_cur; g_cur = g_next; g_next = tmp;
     }
+    for (long d = 0; d < D; ++d) { d_kappa[d] = (T)a_kappa[d]; d_gain[d] = (T)a_gain[d]; d_bout[d] = (T)a_bout[d]; }
     if (dU) {
         for (long i = 0; i < BH; ++i) d_a0[i] = ks * dU[i];
-        *d_ks = ks_acc;
+        for (long h = 0; h < H; ++h) d_b1[h] = (T)a_b1[h];
+        *d_ks = (T)ks_acc;
     }
+    free(acc);
     /* dL/dm_0 = kappa g_0 + W_rec^T dz_0 */
     FN(mm)(gemm, 'N', 'N', B, D, H, 1, dZ, H, w_rec, D, 0, P, D);
     for (long b = 0; b < B; ++b)
         for (long d = 0; d < D; ++d) d_m0[b * D + d] = kappa[d] * g_next[b * D + d] + P[b * D + d];
+    return 0;
 }
 
 #undef CAT_

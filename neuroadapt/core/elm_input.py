@@ -75,8 +75,9 @@ def _build():
         getattr(lib, f"elm_decay_sum_{sfx}").argtypes = [p, p, p, lng, lng, lng, p, p]
         getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 17
         getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 25
-        for name in ("project", "transpose", "wgrad", "decay_sum", "scan_fwd", "scan_bwd"):
+        for name in ("project", "transpose", "wgrad", "decay_sum", "scan_fwd"):
             getattr(lib, f"elm_{name}_{sfx}").restype = None
+        getattr(lib, f"elm_scan_bwd_{sfx}").restype = ctypes.c_int   # -1: out of memory
     return lib
 
 
