@@ -162,8 +162,8 @@ def test_fused_memory_loop_gradcheck_and_matches_torch_loop(monkeypatch):
     g = torch.Generator().manual_seed(1)
     T, B, H, D = 6, 3, 5, 4
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
-    args = (r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), torch.rand(D, generator=g, dtype=torch.float64).requires_grad_(),
-            torch.rand(D, generator=g, dtype=torch.float64).requires_grad_())
+    rand = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    args = (r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), rand(D), rand(D))
     calls = []
     real = elm_scan._fused_forward
     monkeypatch.setattr(elm_scan, "_fused_forward", lambda *a: calls.append(1) or real(*a))

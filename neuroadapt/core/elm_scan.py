@@ -279,10 +279,10 @@ def _fused_backward(ctx, gM):
     dU = torch.empty(T, B, H, dtype=dt) if traced else None
     d_a0, d_b1, d_ks = torch.empty(B, H, dtype=dt), torch.empty(H, dtype=dt), torch.zeros(1, dtype=dt)
     opt = (lambda t: _p(t) if traced and t is not None else None)  # noqa: E731
-    status = getattr(lib, f"elm_scan_bwd_{sfx}")(gemm[dt], T, B, H, D, _ACT_CODE[ctx.act_name], _p(gM), _p(m0), _p(w_rec),
-                                        _p(w_out), _p(kappa), _p(gain), _p(Z), _p(Hb), _p(S), _p(M), _p(dZ),
-                                        _p(dO), _p(d_m0), _p(d_kappa), _p(d_gain), _p(d_bout), _p(P), _p(G),
-                                        _p(ks), _p(a0), opt(A), opt(dU), opt(d_a0), opt(d_b1), opt(d_ks))
+    status = getattr(lib, f"elm_scan_bwd_{sfx}")(
+        gemm[dt], T, B, H, D, _ACT_CODE[ctx.act_name], _p(gM), _p(m0), _p(w_rec), _p(w_out), _p(kappa), _p(gain),
+        _p(Z), _p(Hb), _p(S), _p(M), _p(dZ), _p(dO), _p(d_m0), _p(d_kappa), _p(d_gain), _p(d_bout), _p(P), _p(G),
+        _p(ks), _p(a0), opt(A), opt(dU), opt(d_a0), opt(d_b1), opt(d_ks))
     if status != 0:
         raise MemoryError(f"fused ELM memory loop: could not allocate {3 * D + H} doubles of scratch")
     need = ctx.needs_input_grad
