@@ -150,10 +150,15 @@ def test_memory_scan_gradcheck_all_inputs():
 
 
 @pytest.mark.skipif(kernels() is None or elm_scan._blas_gemm() is None, reason="no C compiler / BLAS symbol")
-def test_fused_memory_loop_passes_its_own_first_use_check():
+def test_fused_memory_loop_passes_its_own_first_use_check(monkeypatch):
     """Where the library and the BLAS routine exist, the fused loop must agree with the torch loop
-    (else it silently falls back and the tests below would only skip)."""
+    (else it silently falls back and the tests below would only skip), also when first used
+    inside torch.no_grad()."""
     assert elm_scan.fused_kernels() is not None
+    assert elm_scan._self_check() < 1e-12
+    monkeypatch.setattr(elm_scan, "_fused_state", {"tried": False, "value": None})
+    with torch.no_grad():
+        assert elm_scan.fused_kernels() is not None
 
 
 @pytest.mark.skipif(elm_scan.fused_kernels() is None, reason="no C compiler / BLAS symbol: the torch loop runs")

@@ -108,22 +108,34 @@ def fused_kernels():
 
 
 def _self_check() -> float:
-    """Largest difference of outputs and gradients, fused C loop vs torch loop (float64, tiny)."""
+    """Largest difference of outputs and gradients, fused C loop vs torch loop (float64, tiny):
+    the plain loop for every activation, and the loop with the trace inside."""
+    from neuroadapt.core.scan import linear_scan
+
     gen = torch.Generator().manual_seed(0)
     T, B, H, D = 5, 3, 7, 4
 
     def r(*shape):
         return (torch.rand(*shape, generator=gen, dtype=torch.float64) - 0.5).requires_grad_()
 
-    args = [r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), r(D) + 0.5, r(D)]
-    g = torch.rand(T, B, D, generator=gen, dtype=torch.float64)
     worst = 0.0
-    for act in ("relu", "silu", "tanh"):
-        outs = []
-        for fused in (True, False):
-            m = _MemoryScan.apply(*args, act, fused)
-            outs.append([m] + list(torch.autograd.grad(m, args, g)))
-        worst = max([worst] + [float((a - b).detach().abs().max()) for a, b in zip(*outs)])
+    with torch.enable_grad():   # the first use may come inside torch.no_grad()
+        args = [r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), r(D) + 0.5, r(D)]
+        trace = [r(B, H), (r(1) + 1.3) / 2, r(H)]          # a0, κ_s in (0.4, 0.9), b1
+        g = torch.rand(T, B, D, generator=gen, dtype=torch.float64)
+        for act in ("relu", "silu", "tanh"):
+            outs = []
+            for fused in (True, False):
+                m = _MemoryScan.apply(*args, act, fused)
+                outs.append([m] + list(torch.autograd.grad(m, args, g)))
+            worst = max([worst] + [float((a - b).detach().abs().max()) for a, b in zip(*outs)])
+        u, rest = args[0], args[1:]
+        m_f = _TracedScan.apply(u, *trace, *rest, "relu")
+        zin = linear_scan(u, trace[1], trace[0]) + trace[2]
+        m_t = _MemoryScan.apply(zin, *rest, "relu", False)
+        inputs = [u, *trace, *rest]
+        pairs = zip([m_f, *torch.autograd.grad(m_f, inputs, g)], [m_t, *torch.autograd.grad(m_t, inputs, g)])
+        worst = max([worst] + [float((a - b).detach().abs().max()) for a, b in pairs])
     return worst
 
 
