@@ -10,8 +10,11 @@
  * columns in vector registers while they run over a row's (column's) entries: one load + one
  * multiply-add per vector and entry, one store per block.  Summation order: ascending k
  * (project); ascending r within each block of rows, blocks added in order (wgrad).
- * GCC/Clang vector extensions only (no intrinsics, no Python or torch headers): the compiler
- * maps them to whatever vector ISA the flags allow (SSE2 baseline, AVX2 with -mavx2).
+ *   decay_sum: xs[b, :] = sum_t decay[t] x[t, b, :] from the list (the ELM's final trace)
+ * GCC/Clang vector extensions (no Python or torch headers): the compiler maps them to whatever
+ * vector ISA the flags allow (SSE2 baseline, AVX2 with -mavx2); only the float32 listing pass has
+ * an AVX2-intrinsics version (under #ifdef __AVX2__, the plain loop otherwise).
+ * The second half of the file is the ELM memory recurrence (_elm_scan.h, see elm_scan.py).
  */
 #include <stdlib.h>
 #include <string.h>
