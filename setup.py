@@ -37,7 +37,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["neuroadapt", "neuroadapt.*"]),
-    package_data={"neuroadapt": ["core/*.c", "data/assets/*"]},
+    package_data={"neuroadapt": ["core/*.c", "core/*.h", "data/assets/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": ["pytest>=7", "hypothesis>=6", *SPINNAKER_VERIFY], "spinnaker": SPINNAKER_VERIFY},
     entry_points={"console_scripts": ["neuroadapt=neuroadapt.cli:main"]},

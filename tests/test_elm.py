@@ -6,6 +6,7 @@ import torch
 
 from neuroadapt.core import elm as F
 from neuroadapt.core.elm_input import SPARSE_MAX_DENSITY, kernels, project
+from neuroadapt.core import elm_scan
 from neuroadapt.core.elm_scan import memory_scan
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
 from neuroadapt.nn import ELM, ELMState
@@ -148,6 +149,72 @@ def test_memory_scan_gradcheck_all_inputs():
         assert torch.autograd.gradcheck(f, (zin, m0, w_rec, w_out, b_out, kappa, gain, *hidden[0]))
 
 
+@pytest.mark.skipif(kernels() is None or elm_scan._blas_gemm() is None, reason="no C compiler / BLAS symbol")
+def test_fused_memory_loop_passes_its_own_first_use_check(monkeypatch):
+    """Where the library and the BLAS routine exist, the fused loop must agree with the torch loop
+    (else it silently falls back and the tests below would only skip), also when first used
+    inside torch.no_grad()."""
+    assert elm_scan.fused_kernels() is not None
+    assert elm_scan._self_check() < 1e-12
+    monkeypatch.setattr(elm_scan, "_fused_state", {"tried": False, "value": None})
+    with torch.no_grad():
+        assert elm_scan.fused_kernels() is not None
+
+
+@pytest.mark.skipif(elm_scan.fused_kernels() is None, reason="no C compiler / BLAS symbol: the torch loop runs")
+def test_fused_memory_loop_gradcheck_and_matches_torch_loop(monkeypatch):
+    """The C loop (no extra hidden layers, CPU) against finite differences and against the torch loop."""
+    g = torch.Generator().manual_seed(1)
+    T, B, H, D = 6, 3, 5, 4
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    rand = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    args = (r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), rand(D), rand(D))
+    calls = []
+    real = elm_scan._fused_forward
+    monkeypatch.setattr(elm_scan, "_fused_forward", lambda *a: calls.append(1) or real(*a))
+    for act in ("relu", "silu", "tanh"):
+        def f(*a, act=act):
+            return memory_scan(*a, act)
+        f(*args)
+        assert calls, "the fused loop did not run"
+        assert torch.autograd.gradcheck(f, args)
+        for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+            a = [t.detach().to(dtype).requires_grad_() for t in args]
+            w = torch.randn(T, B, D, generator=g, dtype=torch.float64).to(dtype)
+            out = []
+            for fused in (True, False):
+                monkeypatch.setattr(elm_scan, "USE_FUSED", fused)
+                m = f(*a)
+                out.append([m, *torch.autograd.grad((m * w).sum(), a)])
+            monkeypatch.setattr(elm_scan, "USE_FUSED", True)
+            for x, y in zip(*out):
+                assert torch.allclose(x, y, atol=tol, rtol=tol), (act, dtype, float((x - y).abs().max()))
+
+
+@pytest.mark.skipif(elm_scan.fused_kernels() is None, reason="no C compiler / BLAS symbol: the torch loop runs")
+def test_traced_memory_scan_fused_matches_linear_scan_then_memory_scan(monkeypatch):
+    """The trace a_t = κ_s a_{t-1} + u_t and the bias inside the C loop, against linear_scan +
+    memory_scan, and against finite differences (gradients to u, a0, κ_s, b1 and the loop's inputs)."""
+    g = torch.Generator().manual_seed(2)
+    T, B, H, D = 7, 2, 5, 3
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    args = (r(T, B, H), r(B, H), torch.tensor(0.8, dtype=torch.float64, requires_grad=True), r(H), r(B, D), r(H, D),
+            r(D, H), r(D), torch.rand(D, generator=g, dtype=torch.float64).requires_grad_(),
+            torch.rand(D, generator=g, dtype=torch.float64).requires_grad_())
+    w = torch.randn(T, B, D, generator=g, dtype=torch.float64)
+    for act in ("relu", "tanh"):
+        out = []
+        for fused in (True, False):
+            monkeypatch.setattr(elm_scan, "USE_FUSED", fused)
+            m = elm_scan.traced_memory_scan(*args, act)
+            assert (type(m.grad_fn).__name__ == "_TracedScanBackward") == fused
+            out.append([m, *torch.autograd.grad((m * w).sum(), args)])
+        monkeypatch.setattr(elm_scan, "USE_FUSED", True)
+        for x, y in zip(*out):
+            assert x.shape == y.shape and torch.allclose(x, y, atol=1e-12, rtol=1e-12)
+        assert torch.autograd.gradcheck(lambda *a, act=act: elm_scan.traced_memory_scan(*a, act), args)
+
+
 def test_batch_first_and_sequence_call_returns_state():
     elm = _elm(batch_first=True)
     x = _spikes(10, 2, 12).transpose(0, 1)
@@ -179,6 +246,31 @@ def test_sparse_input_kernel_matches_dense_matmul_and_is_used():
         assert torch.allclose(u, x @ w.t(), atol=tol) and torch.allclose(gw, gw_ref, atol=tol)
     dense = torch.rand(10, 30)
     assert "SparseProject" not in _producer(project(dense, w.float().detach().requires_grad_()))
+
+
+@pytest.mark.skipif(kernels() is None, reason="no C compiler here: the dense path is what runs")
+def test_sparse_input_kernel_at_the_density_cap_and_over_many_row_blocks():
+    """Exactly at / one over the density cap (the listing pass switches to its checked path near
+    the cap and gives up past it), and enough rows for several cache blocks of the weight gradient."""
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.float64):
+        R, K, H = 3000, 50, 64
+        cap = int(SPARSE_MAX_DENSITY * R * K)
+        for n, sparse in ((cap, True), (cap + 1, False)):
+            x = torch.zeros(R * K, dtype=dtype)
+            x[torch.randperm(R * K, generator=g)[:n]] = torch.rand(n, generator=g, dtype=dtype) + 0.5
+            x = x.view(R, K)
+            w = torch.randn(H, K, generator=g, dtype=dtype, requires_grad=True)
+            u = project(x, w)
+            assert ("SparseProject" in _producer(u)) == sparse
+            gu = torch.randn(R, H, generator=g, dtype=dtype)
+            (gw,) = torch.autograd.grad(u, w, gu)
+            tol = 1e-4 if dtype == torch.float32 else 1e-11
+            assert torch.allclose(u, x @ w.detach().t(), atol=tol) and torch.allclose(gw, gu.t() @ x, atol=tol)
+            decay = torch.rand(R // 100, generator=g, dtype=dtype)
+            u3, xs = project(x.view(R // 100, 100, K), w, decay)   # (T, B, n_in) with the decayed sum
+            assert torch.allclose(u3.reshape(R, H), u, atol=tol)
+            assert torch.allclose(xs, torch.einsum("t,tbn->bn", decay, x.view(R // 100, 100, K)), atol=tol)
 
 
 # ----------------------------------------------------------------------------- routing

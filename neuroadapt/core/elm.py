@@ -37,8 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from neuroadapt.core.elm_input import project
-from neuroadapt.core.elm_scan import ACTIVATIONS, TANH_A, TANH_B, activation, memory_scan
-from neuroadapt.core.scan import linear_scan
+from neuroadapt.core.elm_scan import ACTIVATIONS, TANH_A, TANH_B, activation, memory_scan, traced_memory_scan
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
 
 __all__ = ["ELMParams", "elm_step", "elm_sequence", "memory_scan", "scaled_tanh", "kappa_from_tau",
@@ -186,14 +185,14 @@ def elm_sequence(x: torch.Tensor, p: ELMParams, trace0: torch.Tensor, mem0: torc
         raise ShapeError(f"elm_sequence expects (T, B, n_in) input, got shape {tuple(x.shape)}")
     T, B, n_in = x.shape
     w_eff = p.input_weight()                                      # (H, n_in)
-    u = project(x, w_eff)          # one product over every step (sparse-input C kernel on CPU)
-    a = linear_scan(u, p.kappa_s.reshape(1), trace0 @ p.w_in.t())  # = W_in b_t
-    zin = a + p.b1
-    mem = memory_scan(zin, mem0, p.w_mem * p.kappa_m, p.w_out, p.b_out, p.kappa_m, p.gain, p.activation,
-                      p.hidden)
-    y = torch.nn.functional.linear(mem, p.w_y, p.b_y)
     # the final branch trace: κ_s^T b_0 + Σ_t κ_s^{T-1-t} Q x_t
     powers = p.kappa_s ** torch.arange(T - 1, -1, -1, device=x.device, dtype=x.dtype)
-    xs = torch.einsum("t,tbn->bn", powers, x)
+    # one product over every step, and the decayed input sum (sparse-input C kernel on CPU)
+    u, xs = project(x, w_eff, powers)
+    # a_t = κ_s a_{t-1} + u_t (= W_in b_t), zin_t = a_t + b1, then the memory loop; on CPU without extra
+    # hidden layers all of it in one fused C loop, elsewhere linear_scan + memory_scan
+    mem = traced_memory_scan(u, trace0 @ p.w_in.t(), p.kappa_s, p.b1, mem0, p.w_mem * p.kappa_m, p.w_out,
+                             p.b_out, p.kappa_m, p.gain, p.activation, p.hidden)
+    y = torch.nn.functional.linear(mem, p.w_y, p.b_y)
     trace_t = (p.kappa_s ** T) * trace0 + p.synapses(xs)
     return y, mem, trace_t, mem[-1]

@@ -3,10 +3,17 @@
 Spike trains are mostly zeros (SHD-like data: a few % of the entries), so on the CPU the
 projection and its weight gradient ``dW = g^T x`` run in a small C kernel
 (``_elm_kernels.c``) that does work only for the non-zero entries of ``x``: ``nnz · H``
-multiply-adds instead of ``T·B·n_in·H``.  It is used when ``x`` is a float32/float64 CPU tensor
-that needs no gradient and at most ``SPARSE_MAX_DENSITY`` of its entries are non-zero;
+multiply-adds instead of ``T·B·n_in·H``.  The forward pass lists the non-zero entries once
+(one pass over ``x``); the backward pass reuses the list, transposed.  It is used when ``x`` is
+a float32/float64 CPU tensor that needs no gradient and at most ``SPARSE_MAX_DENSITY`` of its
+entries are non-zero (counted exactly by that pass, which stops as soon as there are more);
 otherwise (dense input, CUDA, no C compiler, ``NEUROADAPT_NO_CKERNEL=1``) it is a plain matrix
 multiply.  Both give the same numbers up to float summation order.
+
+The library is compiled with ``-mavx2 -mfma`` where ``/proc/cpuinfo`` lists both (the flags are
+part of the cache key, so a library built for one CPU is never loaded on a CPU without them)
+and with baseline flags elsewhere.  It also holds the fused memory loop of
+:mod:`neuroadapt.core.elm_scan` (``_elm_scan.h``).
 """
 
 from __future__ import annotations
@@ -25,8 +32,12 @@ from neuroadapt._io import atomic_path
 from neuroadapt.core._ckernel import _cache_dir, _compiler
 
 SPARSE_MAX_DENSITY = 0.15
+_WGRAD_BLOCK_BYTES = 256 * 1024   # slice of the output gradient the weight-gradient kernel keeps in cache
 _SOURCE = Path(__file__).with_name("_elm_kernels.c")
-_FLAGS = ["-O3", "-fPIC", "-shared"]
+_HEADERS = [Path(__file__).with_name("_elm_scan.h")]   # included by _SOURCE (part of the cache key)
+# -fno-trapping-math: lets the compiler vectorise the clamps of the exp in the memory-scan loops
+# (no effect on any computed value; nothing here relies on floating-point exceptions)
+_FLAGS = ["-O3", "-fno-trapping-math", "-fPIC", "-shared"]
 
 
 def _cpu_flags() -> list[str]:
@@ -42,7 +53,7 @@ _state: dict = {"tried": False, "lib": None}
 
 
 def _build():
-    src = _SOURCE.read_bytes()
+    src = _SOURCE.read_bytes() + b"".join(h.read_bytes() for h in _HEADERS)
     cc = _compiler()
     if cc is None:
         return None
@@ -55,9 +66,18 @@ def _build():
             subprocess.run([cc, *flags, "-o", tmp, str(_SOURCE)], check=True, capture_output=True, timeout=120)
     lib = ctypes.CDLL(str(target))
     p, lng = ctypes.c_void_p, ctypes.c_long
-    for name in ("elm_project_f32", "elm_project_f64", "elm_wgrad_f32", "elm_wgrad_f64"):
-        getattr(lib, name).argtypes = [p, p, p, lng, lng, lng]
-        getattr(lib, name).restype = None
+    for sfx in ("f32", "f64"):
+        getattr(lib, f"elm_nnz_{sfx}").argtypes = [p, lng, lng, lng, p, p, p]
+        getattr(lib, f"elm_nnz_{sfx}").restype = lng
+        getattr(lib, f"elm_project_{sfx}").argtypes = [p, p, p, p, p, lng, lng]
+        getattr(lib, f"elm_transpose_{sfx}").argtypes = [p, p, p, lng, lng, lng, p, p, p]
+        getattr(lib, f"elm_wgrad_{sfx}").argtypes = [p, p, p, p, p, lng, lng, lng]
+        getattr(lib, f"elm_decay_sum_{sfx}").argtypes = [p, p, p, lng, lng, lng, p, p]
+        getattr(lib, f"elm_scan_fwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 17
+        getattr(lib, f"elm_scan_bwd_{sfx}").argtypes = [p, lng, lng, lng, lng, ctypes.c_int] + [p] * 25
+        for name in ("project", "transpose", "wgrad", "decay_sum", "scan_fwd"):
+            getattr(lib, f"elm_{name}_{sfx}").restype = None
+        getattr(lib, f"elm_scan_bwd_{sfx}").restype = ctypes.c_int   # -1: out of memory
     return lib
 
 
@@ -81,42 +101,68 @@ def _ptr(t):
     return ctypes.c_void_p(t.data_ptr())
 
 
+def _nonzeros(x2: torch.Tensor, lib, sfx: str):
+    """The non-zero entries of ``x2`` as rows ``(row_ptr, col, val)`` (one pass over ``x2``), or
+    ``None`` when more than ``SPARSE_MAX_DENSITY`` of the entries are non-zero (the pass stops
+    there, and the caller multiplies densely instead)."""
+    R, K = x2.shape
+    cap = min(R * K, int(SPARSE_MAX_DENSITY * R * K))
+    if cap >= 2 ** 31:
+        return None
+    row_ptr = torch.empty(R + 1, dtype=torch.int32)
+    col = torch.empty(cap, dtype=torch.int32)
+    val = torch.empty(cap, dtype=x2.dtype)
+    n = getattr(lib, f"elm_nnz_{sfx}")(_ptr(x2), R, K, cap, _ptr(row_ptr), _ptr(col), _ptr(val))
+    return None if n < 0 else (row_ptr, col[:n], val[:n])
+
+
 class _SparseProject(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x2, w, lib, sfx):
+    def forward(ctx, w, row_ptr, col, val, lib, sfx):
+        R, H = row_ptr.numel() - 1, w.shape[0]
         wt = w.detach().t().contiguous()
-        out = torch.empty(x2.shape[0], w.shape[0], dtype=x2.dtype)
-        getattr(lib, f"elm_project_{sfx}")(_ptr(x2), _ptr(wt), _ptr(out), x2.shape[0], x2.shape[1], w.shape[0])
-        ctx.save_for_backward(x2)
-        ctx.lib, ctx.sfx = lib, sfx
+        out = torch.empty(R, H, dtype=w.dtype)
+        getattr(lib, f"elm_project_{sfx}")(_ptr(row_ptr), _ptr(col), _ptr(val), _ptr(wt), _ptr(out), R, H)
+        ctx.save_for_backward(row_ptr, col, val)
+        ctx.lib, ctx.sfx, ctx.n_in = lib, sfx, w.shape[1]
         return out
 
     @staticmethod
     def backward(ctx, g):
-        (x2,) = ctx.saved_tensors
+        row_ptr, col, val = ctx.saved_tensors
         g = g.contiguous()
-        gwt = torch.empty(x2.shape[1], g.shape[1], dtype=g.dtype)
-        getattr(ctx.lib, f"elm_wgrad_{ctx.sfx}")(_ptr(x2), _ptr(g), _ptr(gwt), x2.shape[0], x2.shape[1], g.shape[1])
-        return None, gwt.t(), None, None
+        (R, H), K, lib, sfx = g.shape, ctx.n_in, ctx.lib, ctx.sfx
+        rb = max(1, _WGRAD_BLOCK_BYTES // (H * g.element_size()))   # rows of g per cache-sized block
+        nb = -(-R // rb)
+        ptr, row, val_t = torch.empty(nb * K + 1, dtype=torch.int32), torch.empty_like(col), torch.empty_like(val)
+        getattr(lib, f"elm_transpose_{sfx}")(_ptr(row_ptr), _ptr(col), _ptr(val), R, K, rb, _ptr(ptr), _ptr(row),
+                                             _ptr(val_t))
+        gwt = torch.empty(K, H, dtype=g.dtype)
+        getattr(lib, f"elm_wgrad_{sfx}")(_ptr(ptr), _ptr(row), _ptr(val_t), _ptr(g), _ptr(gwt), nb, K, H)
+        return gwt.t(), None, None, None, None, None
 
 
-def _density(x2: torch.Tensor) -> float:
-    """Fraction of non-zero entries, estimated from at most ~512 evenly spaced rows (cheap)."""
-    step = max(1, x2.shape[0] // 512)
-    rows = x2[::step]
-    return float(torch.count_nonzero(rows)) / max(1, rows.numel())
+def project(x: torch.Tensor, w: torch.Tensor, decay: torch.Tensor | None = None):
+    """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring).
 
-
-def project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x @ w.T`` for ``x`` of shape ``(..., n_in)`` and ``w`` ``(H, n_in)`` (module docstring)."""
+    With ``decay`` (``(T,)``, ``x`` of shape ``(T, B, n_in)``) also returns the decayed sum
+    ``Σ_t decay[t] x[t]`` ``(B, n_in)``, from the same list of non-zeros where the kernel runs
+    and ``decay`` needs no gradient (else ``torch.einsum``)."""
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     use = (x.device.type == "cpu" and w.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
            and w.dtype == x.dtype and not x.requires_grad)
     lib = kernels() if use else None
-    if lib is not None and _density(x2) <= SPARSE_MAX_DENSITY:
+    nz = None
+    if lib is not None:
         sfx = "f32" if x.dtype == torch.float32 else "f64"
-        out = _SparseProject.apply(x2.contiguous(), w, lib, sfx)
-    else:
-        out = x2 @ w.t()
-    return out.view(*shape[:-1], w.shape[0])
+        nz = _nonzeros(x2.contiguous(), lib, sfx)
+    out = (x2 @ w.t() if nz is None else _SparseProject.apply(w, *nz, lib, sfx)).view(*shape[:-1], w.shape[0])
+    if decay is None:
+        return out
+    if nz is None or decay.requires_grad or decay.dtype != x.dtype or decay.device.type != "cpu":
+        return out, torch.einsum("t,tbn->bn", decay, x)
+    T, B, K = shape
+    xs = torch.empty(B, K, dtype=x.dtype)
+    getattr(lib, f"elm_decay_sum_{sfx}")(*(_ptr(t) for t in nz), T, B, K, _ptr(decay.contiguous()), _ptr(xs))
+    return out, xs
