@@ -130,21 +130,29 @@ class LateralSubspace:
         if self.size == self.n_old or x.shape[0] == 0:
             return
         x = x.to(self.H)
-        k = self.n_old
+        k, B = self.n_old, x.shape[0]
         # Only the new rows change (old rows are frozen); y = [y_old, y_new] and y_old is fixed
-        # during the repetitions, so
-        # dH_new = y_new^T (x - y_old H_old) - (y_new^T y_new) H_new: the residual is computed once.
-        x_res = x - (x @ self.H[:k].t()) @ self.H[:k] if k else x
+        # during the repetitions, so dH_new = y_new^T (x - y_old H_old) - (y_new^T y_new) H_new,
+        # and x - y_old H_old = x (I - H_old^T H_old) is the projected input: computed once (by
+        # project_rows, which uses the cached projector when the old block is large).
+        # Each repetition is then one product [y_new^T / B, -(y_new^T y_new) / B] @ [x_res; H_new]
+        # (the two terms of dH in one GEMM) on a working copy of H_new stacked under x_res.
+        x_res = self.project_rows(x) if k else x
+        Z = torch.cat([x_res, self.H[k:]], 0)        # (B + M_new, n); Z[B:] is H_new while it learns
+        Hn, Vn = Z[B:], self.V[k:]
+        xt = x.t()
+        coef = torch.empty(Hn.shape[0], B + Hn.shape[0], dtype=x.dtype, device=x.device)
+        inv_b = 1.0 / B
         for _ in range(self.iterations):
-            Hn = self.H[k:]
-            y_new = x @ Hn.t()
-            dH = y_new.t() @ x_res - (y_new.t() @ y_new) @ Hn
-            dH /= x.shape[0]
+            yt = Hn @ xt                              # y_new^T (M_new, B)
+            torch.mul(yt, inv_b, out=coef[:, :B])
+            torch.mm(coef[:, :B], yt.t(), out=coef[:, B:]).neg_()
+            dH = coef @ Z
             if self.clamp is not None:
                 dH.clamp_(-self.clamp, self.clamp)
-            Vn = self.V[k:]
             Vn.mul_(self.momentum).add_(dH, alpha=1.0 - self.momentum)
-            self.H[k:] += self.lr * Vn
+            Hn.add_(Vn, alpha=self.lr)
+        self.H[k:] = Hn
 
     @property
     def old(self) -> torch.Tensor:
@@ -329,7 +337,8 @@ class HLOP:
             inputs = rec.inputs
             if self.hebbian_input == "rate":
                 inputs = self._rates(name, inputs)
-            rows = torch.cat([self._rows(name, x) for x in inputs], 0)
+            rows = [self._rows(name, x) for x in inputs]
+            rows = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
             if self.max_rows is not None and rows.shape[0] > self.max_rows:
                 pick = torch.randperm(rows.shape[0], generator=self.generator)[: self.max_rows]
                 rows = rows[pick.to(rows.device)]
@@ -355,8 +364,12 @@ class HLOP:
             if m.weight.grad is None or sub.n_old == 0:
                 continue
             if self.proj_type == "weight":
-                G = m.weight.grad.reshape(m.weight.shape[0], -1)
-                m.weight.grad.copy_(sub.project_rows(G).reshape(m.weight.shape))
+                grad = m.weight.grad
+                out = sub.project_rows(grad.reshape(grad.shape[0], -1)).reshape(grad.shape)
+                if grad._base is None and grad.is_contiguous():
+                    m.weight.grad = out       # a fresh tensor: hand it over instead of copying it back
+                else:                         # a view (e.g. a DDP bucket) or odd layout: keep it, in place
+                    grad.copy_(out)
             else:
                 m.weight.grad.copy_(self._input_projected_grad(name, m, sub))
         for p in self._frozen_1d:  # normalisation / bias parameters frozen after the first task
