@@ -130,28 +130,58 @@ class LateralSubspace:
         if self.size == self.n_old or x.shape[0] == 0:
             return
         x = x.to(self.H)
-        k, B = self.n_old, x.shape[0]
         # Only the new rows change (old rows are frozen); y = [y_old, y_new] and y_old is fixed
         # during the repetitions, so dH_new = y_new^T (x - y_old H_old) - (y_new^T y_new) H_new,
-        # and x - y_old H_old = x (I - H_old^T H_old) is the projected input: computed once (by
-        # project_rows, which uses the cached projector when the old block is large).
-        # Each repetition is then one product [y_new^T / B, -(y_new^T y_new) / B] @ [x_res; H_new]
-        # (the two terms of dH in one GEMM) on a working copy of H_new stacked under x_res.
+        # and x - y_old H_old = x (I - H_old^T H_old) = x_res, the projected input, is computed
+        # once (by project_rows, which uses the cached projector when the old block is large).
+        if self._cov_cheaper(x.shape[0]):
+            self._hebbian_cov(x)
+        else:
+            self._hebbian_rows(x)
+
+    def _cov_cheaper(self, B: int) -> bool:
+        """Multiply-accumulates of the two equal forms of the update (rows vs covariance)."""
+        n, M, k, it = self.n, self.size - self.n_old, self.n_old, self.iterations
+        proj = min(n, 2 * k) if k else 0
+        rows = B * n * proj + it * M * n * (2 * B + M)
+        cov = B * n * n + n * n * proj + it * M * n * (2 * n + 2 * M)
+        return cov < rows
+
+    def _step(self, Hn: torch.Tensor, dH: torch.Tensor) -> None:
+        """Clamp, momentum, and the update of the working copy ``Hn`` of the new rows."""
+        if self.clamp is not None:
+            dH.clamp_(-self.clamp, self.clamp)
+        Vn = self.V[self.n_old:]
+        Vn.mul_(self.momentum).add_(dH, alpha=1.0 - self.momentum)
+        Hn.add_(Vn, alpha=self.lr)
+
+    def _hebbian_rows(self, x: torch.Tensor) -> None:
+        """Rows form (few rows, B < n): each repetition is one product
+        ``[y_new^T / B, -(y_new^T y_new) / B] @ [x_res; H_new]`` -- both terms of dH in one GEMM."""
+        k, B = self.n_old, x.shape[0]
         x_res = self.project_rows(x) if k else x
         Z = torch.cat([x_res, self.H[k:]], 0)        # (B + M_new, n); Z[B:] is H_new while it learns
-        Hn, Vn = Z[B:], self.V[k:]
+        Hn = Z[B:]
         xt = x.t()
         coef = torch.empty(Hn.shape[0], B + Hn.shape[0], dtype=x.dtype, device=x.device)
-        inv_b = 1.0 / B
         for _ in range(self.iterations):
             yt = Hn @ xt                              # y_new^T (M_new, B)
-            torch.mul(yt, inv_b, out=coef[:, :B])
+            torch.mul(yt, 1.0 / B, out=coef[:, :B])
             torch.mm(coef[:, :B], yt.t(), out=coef[:, B:]).neg_()
-            dH = coef @ Z
-            if self.clamp is not None:
-                dH.clamp_(-self.clamp, self.clamp)
-            Vn.mul_(self.momentum).add_(dH, alpha=1.0 - self.momentum)
-            Hn.add_(Vn, alpha=self.lr)
+            self._step(Hn, coef @ Z)
+        self.H[k:] = Hn
+
+    def _hebbian_cov(self, x: torch.Tensor) -> None:
+        """Covariance form (many rows, e.g. the patches of a convolution): with C = x^T x / B,
+        y_new^T x_res / B = H_new C (I - H_old^T H_old) = H_new D and y_new^T y_new / B = H_new C H_new^T,
+        so dH = H_new D - (H_new C H_new^T) H_new; the rows are read once, for C."""
+        k = self.n_old
+        C = torch.mm(x.t(), x).div_(x.shape[0])   # (n, n)
+        D = self.project_rows(C) if k else C      # C (I - H_old^T H_old); C is symmetric
+        Hn = self.H[k:].clone()
+        for _ in range(self.iterations):
+            S = torch.mm(Hn, C).mm(Hn.t())            # y_new^T y_new / B
+            self._step(Hn, torch.mm(Hn, D).addmm_(S, Hn, alpha=-1.0))
         self.H[k:] = Hn
 
     @property
