@@ -117,6 +117,32 @@ def test_bptt_time_major_linear_records_all_steps():
     assert len(rec.inputs) == 1 and h._rows("layers.0.fc", rec.inputs[0]).shape == (20, 12)
 
 
+def test_rate_input_averaged_in_the_hook_gives_the_same_update():
+    """Hebbian input "rate" with weight projection keeps only the time-major call's rate (taken in
+    the hook), not the raw input; the update equals one on the rates computed afterwards."""
+    import copy
+    from neuroadapt.engine.models import SpikingClassifier
+
+    torch.manual_seed(0)
+    model = SpikingClassifier(12, 3, hidden=(8,))
+    h = HLOP(model, lr=0.05, hebbian_input="rate")
+    h.begin_task(2)
+    x = torch.rand(5, 4, 12).bernoulli()
+    model(x)
+    rec = h._records["layers.0.fc"]
+    assert rec.inputs == [] and len(rec.hebb) == 1 and torch.equal(rec.hebb[0], x.mean(0))
+    ref = copy.deepcopy(h.subspaces["layers.0.fc"])
+    ref.hebbian(x.mean(0))
+    h.hebbian_step()
+    assert torch.equal(h.subspaces["layers.0.fc"].H, ref.H)
+    h._clear()
+    hi = HLOP(model, lr=0.05, hebbian_input="rate", proj_type="input")   # input projection keeps the inputs
+    hi.begin_task(2)
+    model(x)
+    assert len(hi._records["layers.0.fc"].inputs) == 1 and len(hi._records["layers.0.fc"].hebb) == 1
+    hi.remove(); h.remove()
+
+
 def test_norm_frozen_after_first_task():
     model = nn.Sequential(nn.Linear(6, 6), nn.BatchNorm1d(6), nn.Linear(6, 2))
     h = HLOP(model, lr=0.01)

@@ -205,10 +205,15 @@ class LateralSubspace:
 
 
 class _Record:
-    __slots__ = ("inputs", "grads")
+    """What the hooks keep for one layer until the next step: ``inputs`` (presynaptic activity of
+    every forward call; needed for Hebbian input "steps" and for input projection), ``grads``
+    (output gradients, input projection) and ``hebb`` (Hebbian input "rate": per call, the
+    firing rate of a time-major call -- averaged in the hook while the input is still in cache --
+    or the per-step input as it came)."""
+    __slots__ = ("inputs", "grads", "hebb")
 
     def __init__(self):
-        self.inputs, self.grads = [], []
+        self.inputs, self.grads, self.hebb = [], [], []
 
 
 class HLOP:
@@ -293,7 +298,11 @@ class HLOP:
             if not (module.training and self.collecting and torch.is_grad_enabled()):
                 return
             rec = self._records[name]
-            rec.inputs.append(inputs[0].detach())
+            x = inputs[0].detach()
+            if self.hebbian_input == "rate":
+                rec.hebb.append(x.mean(0) if x.ndim > self._base(name) else x)
+            if self.hebbian_input == "steps" or self.proj_type == "input":
+                rec.inputs.append(x)
             if self.proj_type == "input" and self.task > 0 and output.requires_grad:
                 idx = len(rec.grads)
                 rec.grads.append(None)
@@ -355,6 +364,7 @@ class HLOP:
         for rec in self._records.values():
             rec.inputs.clear()
             rec.grads.clear()
+            rec.hebb.clear()
 
     # -- per batch ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -362,9 +372,9 @@ class HLOP:
         """Oja updates of every layer's new block on the activity recorded since the last step."""
         for name, sub in self.subspaces.items():
             rec = self._records[name]
-            if not rec.inputs or sub.size == sub.n_old:
+            inputs = rec.hebb if self.hebbian_input == "rate" else rec.inputs
+            if not inputs or sub.size == sub.n_old:
                 continue
-            inputs = rec.inputs
             if self.hebbian_input == "rate":
                 inputs = self._rates(name, inputs)
             rows = [self._rows(name, x) for x in inputs]
@@ -374,10 +384,14 @@ class HLOP:
                 rows = rows[pick.to(rows.device)]
             sub.hebbian(rows)
 
+    def _base(self, name) -> int:
+        """Dimensions of one call's input without a leading time axis."""
+        m = self.modules[name]
+        return 2 if isinstance(m, nn.Linear) else (3 if isinstance(m, nn.Conv1d) else 4)
+
     def _rates(self, name, inputs):
         """Firing rates: time-major inputs averaged over T; per-step calls of one shape averaged."""
-        m = self.modules[name]
-        base = 2 if isinstance(m, nn.Linear) else (3 if isinstance(m, nn.Conv1d) else 4)
+        base = self._base(name)
         out = [x.mean(0) if x.ndim > base else x for x in inputs]
         if len(out) > 1 and all(x.shape == out[0].shape for x in out):
             out = [torch.stack(out).mean(0)]
