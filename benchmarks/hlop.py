@@ -110,7 +110,7 @@ def build(cfg: dict, device: torch.device) -> dict:
     peers = {"plain": Peer("plain", plain, params, "forward + backward + SGD step: " + what),
              "hlop": Peer("hlop", with_hlop, params, "the same + HLOP.step() (Hebbian update + projection), "
                                                      f"subspace sizes {h.sizes()}")}
-    return {"peers": peers, "hlop": h}
+    return {"peers": peers, "hlop": h, "parts": {"model": model, "x": x, "y": y, "opt": opt, "loss_fn": loss_fn}}
 
 
 def check(setup: dict) -> dict:

@@ -117,6 +117,32 @@ def test_bptt_time_major_linear_records_all_steps():
     assert len(rec.inputs) == 1 and h._rows("layers.0.fc", rec.inputs[0]).shape == (20, 12)
 
 
+def test_rate_input_averaged_in_the_hook_gives_the_same_update():
+    """Hebbian input "rate" with weight projection keeps only the time-major call's rate (taken in
+    the hook), not the raw input; the update equals one on the rates computed afterwards."""
+    import copy
+    from neuroadapt.engine.models import SpikingClassifier
+
+    torch.manual_seed(0)
+    model = SpikingClassifier(12, 3, hidden=(8,))
+    h = HLOP(model, lr=0.05, hebbian_input="rate")
+    h.begin_task(2)
+    x = torch.rand(5, 4, 12).bernoulli()
+    model(x)
+    rec = h._records["layers.0.fc"]
+    assert rec.inputs == [] and len(rec.hebb) == 1 and torch.equal(rec.hebb[0], x.mean(0))
+    ref = copy.deepcopy(h.subspaces["layers.0.fc"])
+    ref.hebbian(x.mean(0))
+    h.hebbian_step()
+    assert torch.equal(h.subspaces["layers.0.fc"].H, ref.H)
+    h._clear()
+    hi = HLOP(model, lr=0.05, hebbian_input="rate", proj_type="input")   # input projection keeps the inputs
+    hi.begin_task(2)
+    model(x)
+    assert len(hi._records["layers.0.fc"].inputs) == 1 and len(hi._records["layers.0.fc"].hebb) == 1
+    hi.remove(); h.remove()
+
+
 def test_norm_frozen_after_first_task():
     model = nn.Sequential(nn.Linear(6, 6), nn.BatchNorm1d(6), nn.Linear(6, 2))
     h = HLOP(model, lr=0.01)
@@ -159,6 +185,84 @@ def test_fast_update_equals_reference_formula():
         H = H + 0.05 * V
     a.hebbian(x)
     assert torch.allclose(a.H, H, atol=1e-12)
+
+
+def _reference_hebbian(H, V, x, n_frozen, lr, momentum, clamp, iterations):
+    """The update as written in the module doc, on the full H (frozen rows zeroed)."""
+    from neuroadapt.learn.hlop import oja_subspace_update
+
+    for _ in range(iterations):
+        V = momentum * V + (1 - momentum) * oja_subspace_update(H, x, n_frozen=n_frozen, clamp=clamp)
+        H = H + lr * V
+    return H, V
+
+
+@pytest.mark.parametrize("form", ["rows", "cov"])
+@pytest.mark.parametrize("n_old,clamp", [(0, 10.0), (3, 10.0), (9, 10.0), (9, 0.05)])
+def test_both_update_forms_equal_reference_formula(monkeypatch, form, n_old, clamp):
+    """Rows form (x_res stacked with H_new) and covariance form (C = x^T x / B) give the reference
+    update, with a small old block (factored projection), a large one (cached projector: 2k > n),
+    and with the clamp active; float64, so only rounding separates them."""
+    torch.manual_seed(0)
+    n, rows, new = 12, 40, 2
+    x = torch.randn(rows, n, dtype=torch.float64) + 0.5
+    sub = LateralSubspace("a", n, lr=0.05, momentum=0.9, iterations=4, clamp=clamp, dtype=torch.float64)
+    if n_old:
+        sub.add(n_old, torch.Generator().manual_seed(0))
+        sub.H += 0.01 * torch.randn(n_old, n, dtype=torch.float64)   # not exactly orthonormal
+        sub.merge()
+    sub.add(new, torch.Generator().manual_seed(1))
+    sub.V[n_old:] = 0.1 * torch.randn(new, n, dtype=torch.float64)   # momentum from an earlier batch
+    monkeypatch.setattr(LateralSubspace, "_cov_cheaper", lambda self, B: form == "cov")
+    H, V = _reference_hebbian(sub.H.clone(), sub.V.clone(), x, n_old, 0.05, 0.9, clamp, 4)
+    if clamp < 1:                                         # the clamp does bite in this case
+        H_free, _ = _reference_hebbian(sub.H.clone(), sub.V.clone(), x, n_old, 0.05, 0.9, None, 4)
+        assert (H_free - H).abs().max() > 1e-3
+    sub.hebbian(x)
+    assert torch.allclose(sub.H, H, rtol=0, atol=1e-12)
+    assert torch.allclose(sub.V, V, rtol=0, atol=1e-12)
+
+
+def test_update_forms_agree_in_float32_and_cost_model_picks_cov_for_many_rows():
+    """float32, the bench's shapes in small: both forms within float tolerance of each other."""
+    torch.manual_seed(0)
+    n, k, new = 144, 86, 12
+    x = (torch.rand(4096, n) < 0.2).float()
+    subs = []
+    for form in ("rows", "cov"):
+        sub = LateralSubspace("c", n, lr=0.01, momentum=0.9, iterations=5, clamp=10.0)
+        sub.add(k, torch.Generator().manual_seed(0)); sub.merge(); sub.add(new, torch.Generator().manual_seed(1))
+        H0 = sub.H.clone()
+        getattr(sub, "_hebbian_" + form)(x)
+        assert (sub.H - H0).abs().max() > 1e-3                 # a real step (about 2e-3 here)
+        subs.append(sub)
+    assert subs[1]._cov_cheaper(4096) and not subs[1]._cov_cheaper(16)
+    diff = (subs[0].H[k:] - subs[1].H[k:]).abs().max()
+    assert diff < 1e-6, diff                                   # measured 1.5e-8
+    assert torch.equal(subs[0].H[:k], subs[1].H[:k])
+
+
+def test_projected_gradient_handed_over_or_copied_into_a_view():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 6), nn.ReLU(), nn.Linear(6, 3))
+    h = HLOP(model, lr=0.05)
+    h.begin_task({"0": 7, "2": 2}); h.end_task(); h.begin_task(1)   # 2k > n on layer 0: cached projector
+    x = torch.randn(8, 10)
+    model(x).sum().backward()
+    h._clear()
+    G = model[0].weight.grad.clone()
+    Ho = h.subspaces["0"].old
+    expect = G - (G @ Ho.t()) @ Ho
+    buf = torch.zeros(2 * G.numel())
+    view = buf[G.numel():].view_as(G)                  # a gradient living in a bucket, as DDP's
+    view.copy_(G)
+    model[0].weight.grad = view
+    h.project_gradients()
+    assert model[0].weight.grad is view                # kept, written in place
+    assert torch.allclose(view, expect, atol=1e-6)
+    model[0].weight.grad = G.clone()
+    h.project_gradients()
+    assert torch.allclose(model[0].weight.grad, expect, atol=1e-6)
 
 
 def test_projector_matrix_path_equals_factored_form():

@@ -20,3 +20,18 @@ def test_hlop_bench_quick(capfd, model, proj):
 def test_hlop_bench_rejects_unknown_model():
     with pytest.raises(UnsupportedOptionError, match="mlp or conv"):
         bench.run_benchmark("hlop", quick=True, overrides={"model": "resnet"})
+
+
+def test_hlop_breakdown_script_runs_and_is_not_a_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(bench.benchmarks_dir()) / "_hlop_breakdown.py"
+    spec = importlib.util.spec_from_file_location("_hlop_breakdown", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["quick=1", "steps=1"])
+    assert set(out["median"]) == {"plain", "fwd_bwd", "hebbian", "projection", "sgd", "hlop"}
+    assert out["fastest"]["hebbian"] > 0 and out["fastest"]["projection"] > 0
+    assert "hlop" in bench.list_benchmarks()
+    assert not any("breakdown" in name for name in bench.list_benchmarks())

@@ -49,6 +49,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from neuroadapt.errors import ConfigError, ShapeError, UnsupportedOptionError
+from neuroadapt.learn.hlop_subspace import LateralSubspace, oja_subspace_update, principal_angles
 
 __all__ = ["HLOP", "LateralSubspace", "oja_subspace_update", "principal_angles"]
 
@@ -58,119 +59,16 @@ PROJ_TYPES = ("weight", "input")
 HEBBIAN_INPUTS = ("steps", "rate")
 
 
-def oja_subspace_update(H: torch.Tensor, x: torch.Tensor, n_frozen: int = 0, clamp: float = 10.0) -> torch.Tensor:
-    """The Oja subspace-rule increment ``dH = <y x^T> - <y y^T> H`` (y = H x) for rows ``x`` (B, n);
-    clipped to [-clamp, clamp]; the first ``n_frozen`` rows (old subspace) get zero."""
-    y = x @ H.t()                                    # (B, M)
-    dH = (y.t() @ x - (y.t() @ y) @ H) / x.shape[0]
-    if clamp is not None:
-        dH = dH.clamp(-clamp, clamp)
-    if n_frozen:
-        dH[:n_frozen] = 0
-    return dH
-
-
-def principal_angles(A, B) -> "numpy.ndarray":
-    """Principal angles (degrees, ascending) between the row spaces of A (k1, n) and B (k2, n)."""
-    import numpy as np
-
-    qa, _ = np.linalg.qr(np.asarray(A, dtype=np.float64).T)
-    qb, _ = np.linalg.qr(np.asarray(B, dtype=np.float64).T)
-    s = np.linalg.svd(qa.T @ qb, compute_uv=False)
-    return np.degrees(np.arccos(np.clip(s, -1.0, 1.0)))
-
-
-class LateralSubspace:
-    """The lateral neurons of one layer: ``H`` (M, n), its momentum ``V``, and the block split."""
-
-    def __init__(self, name: str, n: int, lr: float, momentum: float, iterations: int, clamp: float,
-                 device=None, dtype=torch.float32, orthogonal_init: bool = True):
-        self.name, self.n = name, int(n)
-        self.orthogonal_init = bool(orthogonal_init)
-        self.lr, self.momentum, self.iterations, self.clamp = float(lr), float(momentum), int(iterations), clamp
-        self.H = torch.zeros(0, self.n, device=device, dtype=dtype)
-        self.V = torch.zeros_like(self.H)
-        self.n_old = 0                               # rows merged at the end of earlier tasks (frozen)
-        self._P = None                               # cached I - H_old^T H_old (large old blocks)
-
-    @property
-    def size(self) -> int:
-        return self.H.shape[0]
-
-    def add(self, m: int, generator: torch.Generator | None = None) -> None:
-        if m < 0:
-            raise ConfigError(f"HLOP layer {self.name!r}: cannot add {m} subspace neurons")
-        if self.size + m > self.n:
-            raise ConfigError(f"HLOP layer {self.name!r}: {self.size} + {m} subspace neurons exceed the layer's "
-                              f"input dimension {self.n}; use at most {self.n - self.size} new neurons here")
-        if m == 0:
-            return
-        g = torch.randn(self.n, m, generator=generator, dtype=torch.float64)
-        if self.orthogonal_init and self.size:
-            # start in the orthogonal complement of the existing rows: the Oja rule removes overlap
-            # with old rows only along directions the new data excites, so overlap left by a random
-            # start would stay and I - H^T H would no longer be a projector
-            Hd = self.H.to(torch.float64)
-            q0, _ = torch.linalg.qr(Hd.t())
-            g = g - q0 @ (q0.t() @ g)
-            g = g - q0 @ (q0.t() @ g)
-        q, r = torch.linalg.qr(g)
-        q = q * torch.sign(torch.diagonal(r))
-        new = q.t().contiguous().to(self.H)
-        self.H = torch.cat([self.H, new], 0)
-        self.V = torch.cat([self.V, torch.zeros_like(new)], 0)
-
-    def merge(self) -> None:
-        self.n_old = self.size
-        self._P = None
-        self.V.zero_()          # frozen rows must not keep drifting on their momentum
-
-    def hebbian(self, x: torch.Tensor) -> None:
-        """``iterations`` Oja updates with momentum on the rows ``x`` (B, n); old rows frozen."""
-        if self.size == self.n_old or x.shape[0] == 0:
-            return
-        x = x.to(self.H)
-        k = self.n_old
-        # Only the new rows change (old rows are frozen); y = [y_old, y_new] and y_old is fixed
-        # during the repetitions, so
-        # dH_new = y_new^T (x - y_old H_old) - (y_new^T y_new) H_new: the residual is computed once.
-        x_res = x - (x @ self.H[:k].t()) @ self.H[:k] if k else x
-        for _ in range(self.iterations):
-            Hn = self.H[k:]
-            y_new = x @ Hn.t()
-            dH = y_new.t() @ x_res - (y_new.t() @ y_new) @ Hn
-            dH /= x.shape[0]
-            if self.clamp is not None:
-                dH.clamp_(-self.clamp, self.clamp)
-            Vn = self.V[k:]
-            Vn.mul_(self.momentum).add_(dH, alpha=1.0 - self.momentum)
-            self.H[k:] += self.lr * Vn
-
-    @property
-    def old(self) -> torch.Tensor:
-        return self.H[: self.n_old]
-
-    def project_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """``rows (I - H_old^T H_old)`` for rows (.., n).
-
-        Factored (2 k MACs per element) while ``2 k <= n``; beyond, the n x n matrix
-        ``I - H_old^T H_old`` (built once per task, n MACs per element) -- the same operator."""
-        k = self.n_old
-        if 2 * k <= self.n:
-            Ho = self.old.to(rows)
-            return rows - (rows @ Ho.t()) @ Ho
-        if self._P is None or self._P.dtype != rows.dtype or self._P.device != rows.device:
-            Ho = self.old.to(torch.float64)
-            eye = torch.eye(self.n, dtype=torch.float64, device=Ho.device)
-            self._P = (eye - Ho.t() @ Ho).to(rows)
-        return rows @ self._P
-
-
 class _Record:
-    __slots__ = ("inputs", "grads")
+    """What the hooks keep for one layer until the next step: ``inputs`` (presynaptic activity of
+    every forward call; needed for Hebbian input "steps" and for input projection), ``grads``
+    (output gradients, input projection) and ``hebb`` (Hebbian input "rate": per call, the
+    firing rate of a time-major call -- averaged in the hook while the input is still in cache --
+    or the per-step input as it came)."""
+    __slots__ = ("inputs", "grads", "hebb")
 
     def __init__(self):
-        self.inputs, self.grads = [], []
+        self.inputs, self.grads, self.hebb = [], [], []
 
 
 class HLOP:
@@ -255,7 +153,11 @@ class HLOP:
             if not (module.training and self.collecting and torch.is_grad_enabled()):
                 return
             rec = self._records[name]
-            rec.inputs.append(inputs[0].detach())
+            x = inputs[0].detach()
+            if self.hebbian_input == "rate":
+                rec.hebb.append(x.mean(0) if x.ndim > self._base(name) else x)
+            if self.hebbian_input == "steps" or self.proj_type == "input":
+                rec.inputs.append(x)
             if self.proj_type == "input" and self.task > 0 and output.requires_grad:
                 idx = len(rec.grads)
                 rec.grads.append(None)
@@ -317,6 +219,7 @@ class HLOP:
         for rec in self._records.values():
             rec.inputs.clear()
             rec.grads.clear()
+            rec.hebb.clear()
 
     # -- per batch ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -324,21 +227,26 @@ class HLOP:
         """Oja updates of every layer's new block on the activity recorded since the last step."""
         for name, sub in self.subspaces.items():
             rec = self._records[name]
-            if not rec.inputs or sub.size == sub.n_old:
+            inputs = rec.hebb if self.hebbian_input == "rate" else rec.inputs
+            if not inputs or sub.size == sub.n_old:
                 continue
-            inputs = rec.inputs
             if self.hebbian_input == "rate":
                 inputs = self._rates(name, inputs)
-            rows = torch.cat([self._rows(name, x) for x in inputs], 0)
+            rows = [self._rows(name, x) for x in inputs]
+            rows = rows[0] if len(rows) == 1 else torch.cat(rows, 0)
             if self.max_rows is not None and rows.shape[0] > self.max_rows:
                 pick = torch.randperm(rows.shape[0], generator=self.generator)[: self.max_rows]
                 rows = rows[pick.to(rows.device)]
             sub.hebbian(rows)
 
+    def _base(self, name) -> int:
+        """Dimensions of one call's input without a leading time axis."""
+        m = self.modules[name]
+        return 2 if isinstance(m, nn.Linear) else (3 if isinstance(m, nn.Conv1d) else 4)
+
     def _rates(self, name, inputs):
         """Firing rates: time-major inputs averaged over T; per-step calls of one shape averaged."""
-        m = self.modules[name]
-        base = 2 if isinstance(m, nn.Linear) else (3 if isinstance(m, nn.Conv1d) else 4)
+        base = self._base(name)
         out = [x.mean(0) if x.ndim > base else x for x in inputs]
         if len(out) > 1 and all(x.shape == out[0].shape for x in out):
             out = [torch.stack(out).mean(0)]
@@ -355,8 +263,12 @@ class HLOP:
             if m.weight.grad is None or sub.n_old == 0:
                 continue
             if self.proj_type == "weight":
-                G = m.weight.grad.reshape(m.weight.shape[0], -1)
-                m.weight.grad.copy_(sub.project_rows(G).reshape(m.weight.shape))
+                grad = m.weight.grad
+                out = sub.project_rows(grad.reshape(grad.shape[0], -1)).reshape(grad.shape)
+                if grad._base is None and grad.is_contiguous():
+                    m.weight.grad = out       # a fresh tensor: hand it over instead of copying it back
+                else:                         # a view (e.g. a DDP bucket) or odd layout: keep it, in place
+                    grad.copy_(out)
             else:
                 m.weight.grad.copy_(self._input_projected_grad(name, m, sub))
         for p in self._frozen_1d:  # normalisation / bias parameters frozen after the first task
