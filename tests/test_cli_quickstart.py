@@ -15,8 +15,8 @@ def test_quickstart_trains_the_spoken_digit_recipe(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "classification" and metrics["dataset"] == "spoken_digits"
     assert metrics["model"] == "spoken_digits_rlif"
-    # measured 0.780 (docs/spoken_digits.md); the linear baseline on the same split scores 0.531
-    assert metrics["test_accuracy"] >= 0.72
+    # measured 0.8237 (docs/spoken_digits.md; seeds 1/2: 0.8263/0.8338); the linear baseline scores 0.531
+    assert metrics["test_accuracy"] >= 0.80
     assert {p.name for p in (out / "plots").iterdir()} == {"loss.png", "accuracy.png", "spike_raster.png",
                                                            "membrane.png"}
     # eval reproduces the recorded accuracy exactly

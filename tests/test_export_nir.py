@@ -261,6 +261,13 @@ def test_export_model_writes_and_verifies(tmp_path):
     assert rep["spike_mismatches"] == 0 and rep["importer"]["max_abs_diff_output"] < 1e-5
     assert rep["accuracy_source"] == rep["accuracy_nir"]
     assert rep["node_types"]["LIF"] == 1 and rep["cycles"] is False
+    for mode in ("mean", "max"):  # accuracies pool the readout as the model does
+        model.readout_mode = mode
+        (tmp_path / mode).mkdir()
+        rep = export_model(model, tmp_path / mode, dt=DT, verify=True, inputs=x, labels=labels)
+        with torch.no_grad():
+            expect = float((model(x).argmax(-1) == labels).double().mean())
+        assert rep["accuracy_source"] == rep["accuracy_nir"] == expect
 
 
 def test_cli_export_nir_end_to_end(tmp_path):

@@ -237,9 +237,8 @@ def test_linear_baseline_stays_below_70_percent(shipped):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: the recipe scores 0.780 on the test speakers "
-                                       "(0.917 on held-out training speakers); see docs/spoken_digits.md")
 def test_recurrent_lif_recipe_reaches_80_percent(tmp_path):
+    """Measured 0.8237 / 0.8263 / 0.8338 on the test speakers for seeds 0 / 1 / 2 (docs/spoken_digits.md)."""
     from neuroadapt.engine import train
 
     metrics = train("spoken_digits_rlif", out=tmp_path / "run", echo=False)

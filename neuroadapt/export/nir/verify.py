@@ -173,8 +173,10 @@ def verify_graph(model, graph, info, x: torch.Tensor, dt: float, labels=None) ->
     report = {"samples": int(x.shape[1]), "steps": int(x.shape[0]), "importer": ours}
     if labels is not None and ref_out.dim() == 3:
         labels = torch.as_tensor(labels)
-        report["accuracy_source"] = float((ref_out.mean(0).argmax(-1) == labels).double().mean())
-        report["accuracy_nir"] = float((out.mean(0).argmax(-1) == labels).double().mean())
+        # logits as the model forms them: mean (or max, ``readout: max``) of the readout over time
+        pool = (lambda v: v.amax(0)) if getattr(model, "readout_mode", "mean") == "max" else (lambda v: v.mean(0))
+        report["accuracy_source"] = float((pool(ref_out).argmax(-1) == labels).double().mean())
+        report["accuracy_nir"] = float((pool(out.reshape(ref_out.shape)).argmax(-1) == labels).double().mean())
     sub, covered = norse_subgraph(graph, list(info["spiking"].values()))
     full = sub is not None and len(sub.nodes) == len(graph.nodes)
     if sub is None:
