@@ -87,7 +87,10 @@ def check(venv: Path) -> bool:
     py = venv_python(venv)
     if not py.exists():
         return False
-    res = subprocess.run([str(py), "-c", SMOKE], capture_output=True, text=True)
+    try:
+        res = subprocess.run([str(py), "-c", SMOKE], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return False
     return res.returncode == 0 and "lava ok" in res.stdout
 
 

@@ -126,6 +126,11 @@ def test_init_scale_rescales_hidden_weights_only():
     for bad in (0.0, -1.0):
         with pytest.raises(UnsupportedOptionError, match="model.init_scale"):
             SpikingClassifier(12, 3, init_scale=bad)
+    with pytest.raises(UnsupportedOptionError, match="model.init_scale"):
+        SpikingClassifier(12, 3, init_scale=float("inf"))
+    for kw in (dict(reset="subtract"), dict(reset="zero", neuron="synaptic", recurrent=True)):
+        with pytest.raises(UnsupportedOptionError, match="reset_delay"):
+            SpikingClassifier(12, 3, reset_delay=False, **kw)
     cfg = resolve_recipe({"dataset": {"name": "digits"}, "model": {"hidden": [4], "init_scale": 0.5}})["model"]
     assert cfg["init_scale"] == 0.5 and cfg["recurrent_scale"] == 1.0
 

@@ -254,8 +254,15 @@ def test_nest_immediate_zero_reset_is_exact(tmp_path):
     c = report["verification"]["nest"]["layers"]["hidden0"]
     assert c["n_ref"] > 20 and c["coincidence"] == 1.0
     assert json.loads((tmp_path / "a" / "network.json").read_text())["populations"][1]["params"]["tau_refrac"][0] == 0.0
+    sub = _model("leaky", "subtract")
+    sub.layers[0].neuron.reset_delay = False  # SpikingClassifier refuses this combination itself
     with pytest.raises(UnsupportedOptionError, match="reset_delay=False"):
-        build_network(_model("leaky", "subtract", reset_delay=False), 1e-3)
+        build_network(sub, 1e-3)
+    neg = _model("leaky", "zero")
+    with torch.no_grad():
+        neg.layers[0].neuron.threshold.fill_(-0.5)
+    with pytest.raises(UnsupportedOptionError, match="thresholds must be positive"):
+        build_network(neg, 1e-3)
 
 
 def test_expand_counts():

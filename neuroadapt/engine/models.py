@@ -11,6 +11,8 @@ layers (with a threshold well below 1 the default scale drives the layer into se
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -55,6 +57,10 @@ class SpikingClassifier(nn.Module):
             raise UnsupportedOptionError(f"model.reset: {reset!r} is not supported; choose one of {', '.join(RESETS)}")
         if readout not in ("mean", "max"):
             raise UnsupportedOptionError(f"model.readout: {readout!r} is not supported; choose mean or max")
+        if not reset_delay and (reset != "zero" or (neuron == "synaptic" and recurrent)):
+            raise UnsupportedOptionError(f"model.reset_delay: false is supported with reset 'zero' in leaky layers and "
+                                         f"feed-forward synaptic layers (got reset {reset!r}, neuron {neuron!r}, "
+                                         f"recurrent {recurrent}; snnTorch's RSynaptic cannot run it)")
         if not 0.0 <= float(dropout) < 1.0:
             raise UnsupportedOptionError(f"model.dropout: {dropout!r} must be in [0, 1)")
         self.n_inputs, self.n_classes, self.readout_mode = int(n_inputs), int(n_classes), readout
@@ -70,8 +76,8 @@ class SpikingClassifier(nn.Module):
             width = int(size)
         self.layers = nn.ModuleList(layers)
         for key, val in (("init_scale", init_scale), ("recurrent_scale", recurrent_scale)):
-            if not float(val) > 0.0:
-                raise UnsupportedOptionError(f"model.{key}: {val!r} must be positive")
+            if not (math.isfinite(float(val)) and float(val) > 0.0):
+                raise UnsupportedOptionError(f"model.{key}: {val!r} must be a positive number")
         with torch.no_grad():  # rescale the default (uniform +-1/sqrt(fan_in)) initialisation; RNG use unchanged
             for layer in self.layers:
                 for p in layer.fc.parameters():

@@ -9,8 +9,8 @@ Step by step (``spk, mem = lif(cur, mem)``) they compute exactly what snnTorch c
 What they add: ``forward_sequence(cur)`` on a time-major ``(T, B, N)`` input current runs
 all ``T`` steps in one fused scan with its own backward pass (:mod:`neuroadapt.core.scan`,
 :mod:`neuroadapt.core.recurrent`).  Configurations the scan does not cover (``state_quant``,
-``inhibition``, ``reset_delay=False``, graded spikes in recurrent layers, convolutional
-recurrence) fall back to stepping ``forward`` in a loop, with the same results.
+``inhibition``, ``reset_delay=False`` except a zero reset in ``RLeaky``, graded spikes in
+recurrent layers, convolutional recurrence) fall back to stepping ``forward`` in a loop, with the same results.
 
 The default surrogate is neuroadapt's ``atan`` (the same function as snnTorch's default, but
 it keeps the input dtype, so float64 models stay float64).

@@ -229,14 +229,17 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
         g = nrn.graded_spikes_factor
         if g.requires_grad or bool((g != 1).any()):
             raise UnsupportedOptionError(f"layer {i}: graded spikes cannot be exported (SpiNNaker spikes carry no payload)")
-        if not getattr(nrn, "reset_delay", True) and nrn.reset_mechanism != "zero":
+        if not getattr(nrn, "reset_delay", True) and (nrn.reset_mechanism != "zero" or isinstance(nrn, RSynaptic)):
             raise UnsupportedOptionError(f"layer {i}: reset_delay=False with a {nrn.reset_mechanism!r} reset has no "
-                                         f"PyNN equivalent; use reset 'zero' (reset at the spike) or reset_delay=True")
+                                         f"PyNN equivalent here; use reset 'zero' (reset at the spike, not RSynaptic) or reset_delay=True")
         if nrn.reset_mechanism not in ("subtract", "zero"):
             raise UnsupportedOptionError(f"layer {i}: reset mechanism {nrn.reset_mechanism!r} has no PyNN "
                                          f"equivalent; retrain with reset 'zero' or 'subtract'")
         beta = _per_neuron(nrn.beta.clamp(0, 1), n, f"layer {i} beta")
         thr = _per_neuron(nrn.threshold, n, f"layer {i} threshold")
+        if not np.all(thr > 0):
+            raise UnsupportedOptionError(f"layer {i}: thresholds must be positive for PyNN cells (v_thresh above "
+                                         f"v_rest = 0), got a minimum of {float(thr.min()):g}")
         tau_m = tau_from_decay(beta, dt)
         w = _np(layer.fc.weight) * v_scale        # mV of membrane effect per input spike
         if i == 0:

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from neuroadapt.errors import InvalidInputError
+from neuroadapt.errors import InvalidInputError, ShapeError
 
 __all__ = ["FRAC_BITS", "S1615_MAX", "to_s1615", "from_s1615", "to_u032", "Emulator", "emulate"]
 
@@ -124,6 +124,7 @@ class Emulator:
 
     def __init__(self, net):
         self.net = net
+        self.n_sources = next(p.size for p in net.populations if p.role == "input")
         h = net.h_ms
         self.pops, lag = [], 0
         for p in net.populations:
@@ -163,9 +164,15 @@ class Emulator:
                 s.q = np.minimum(np.round(s.w / 2.0 ** (e - 16)), 65535).astype(np.int64)
 
     def run(self, spikes: np.ndarray, fixed: bool = True) -> dict:
-        """``spikes``: (T, B, n_in) 0/1. Returns ``{label: (T + lag_max, B, n) spikes}``, the readout
-        ``v`` under ``"v_readout"`` (mV) and ``"lags"``."""
+        """``spikes``: (T, B, n_sources) 0/1 -- the input population's raster (spike counts expanded by
+        :func:`~neuroadapt.export.spinnaker.convert.expand_counts`). Returns ``{label: (T + lag_max, B,
+        n) spikes}``, the readout ``v`` under ``"v_readout"`` (mV) and ``"lags"``."""
         spikes = np.asarray(spikes)
+        if spikes.ndim != 3 or spikes.shape[2] != self.n_sources:
+            raise ShapeError(f"emulator input must be (T, B, {self.n_sources}) spikes of the input population, "
+                             f"got shape {spikes.shape}")
+        if not np.all((spikes == 0) | (spikes == 1)):
+            raise InvalidInputError("emulator input must be 0/1 spikes (expand spike counts with expand_counts)")
         T, B, _ = spikes.shape
         total = T + self.pops[-1].lag
         k = "q" if fixed else "f"

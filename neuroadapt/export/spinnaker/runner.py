@@ -34,6 +34,9 @@ def run_pynn(export_dir, spikes: np.ndarray, *, simulator: str = "nest", chunk: 
     spikes = np.asarray(spikes)
     if spikes.ndim != 3:
         raise InvalidInputError(f"input spikes must be (T, B, n_inputs), got shape {spikes.shape}")
+    if spikes.size and (not np.all(np.isfinite(spikes)) or np.any(spikes < 0) or np.any(spikes > 255)
+                        or np.any(spikes != np.round(spikes))):
+        raise InvalidInputError("input spikes must be whole spike counts in 0..255 per channel and step")
     export_dir = Path(export_dir)
     with tempfile.TemporaryDirectory(prefix="neuroadapt-pynn-") as tmp:
         inp, out = Path(tmp) / "inputs.npz", Path(tmp) / "result.npz"
