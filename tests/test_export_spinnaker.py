@@ -341,3 +341,26 @@ def test_cli_export_of_a_trained_run(tmp_path):
     assert m["verification"]["nest"]["argmax_agreement"] == 1.0
     assert m["verification"]["nest"]["all_layers"]["n_ref"] > 10  # the network does spike
     assert sorted(p.name for p in out.iterdir()) == ["connections.npz", "metrics.json", "network.json", "run_pynn.py"]
+
+
+def test_cli_export_infers_input_copies_from_the_test_split(tmp_path):
+    """Binned spoken digits carry several spikes per channel and step: `export --to spinnaker` (even
+    without --verify) gives each channel as many source neurons as the test split's largest count."""
+    import yaml
+
+    from neuroadapt.cli import main
+    from neuroadapt.data.spoken_digits import SpokenDigits
+    from neuroadapt.engine.run import train
+
+    recipe = {"name": "tiny_counts", "dataset": {"name": "spoken_digits", "max_train": 16, "max_test": 12},
+              "model": {"hidden": [6], "recurrent": True, "reset": "zero", "reset_delay": False, "threshold": 0.1},
+              "training": {"epochs": 1, "batch_size": 16, "eval_batch_size": 12, "threads": 1, "plots": False,
+                           "progress": False}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    train(tmp_path / "r.yaml", out=tmp_path / "run", echo=False)
+    top = int(SpokenDigits(max_test=12).dense("test").max())
+    assert top > 1
+    assert main(["export", str(tmp_path / "run"), "--to", "spinnaker", "--out", str(tmp_path / "spin")]) == 0
+    doc = json.loads((tmp_path / "spin" / "network.json").read_text())
+    assert doc["input_copies"] == top and doc["populations"][0]["size"] == 700 * top
+    assert json.loads((tmp_path / "spin" / "metrics.json").read_text())["input_copies"] == top

@@ -7,6 +7,7 @@ hardware format, missing toolchain) leaves nothing half-written.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -92,6 +93,13 @@ def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=No
     inputs = labels = None
     if verify or getattr(target, "NEEDS_INPUTS", False):  # e.g. the events target runs the model
         inputs, labels = verification_inputs(dataset, recipe, n_verify)
+    if "input_copies" in allowed and options.get("input_copies") is None:
+        # spike-count inputs: as many source neurons per channel as the whole test split's largest count
+        # (not just the --n-verify samples), with or without --verify
+        full = inputs if inputs is not None and n_verify is None else verification_inputs(dataset, recipe)[0]
+        top = float(full.max()) if full.numel() else 1.0
+        if math.isfinite(top) and top == round(top):
+            options["input_copies"] = max(1, int(top))
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)

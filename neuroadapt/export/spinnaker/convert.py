@@ -199,7 +199,8 @@ def build_network(model, dt: float, v_scale: float = 10.0, subtract: str = "rese
         raise UnsupportedOptionError(f"fir_steps must be an integer in 1..{MAX_DELAY_STEPS} (SpiNNaker's longest "
                                      f"delay, with delay extensions), got {fir_steps!r}")
     if not (isinstance(input_copies, int) and not isinstance(input_copies, bool) and 1 <= input_copies <= 255):
-        raise UnsupportedOptionError(f"input_copies must be an integer in 1..255, got {input_copies!r}")
+        raise UnsupportedOptionError(f"input_copies (the most spikes an input channel sends in one step) must be an "
+                                     f"integer in 1..255, got {input_copies!r}")
     h = dt * 1e3
     n_in = layers[0].in_features if len(layers) else readout.in_features
     pops = [Population("input", n_in * input_copies, "SpikeSourceArray", role="input", lag=INPUT_LAG)]
