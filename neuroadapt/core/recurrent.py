@@ -89,7 +89,7 @@ class _RecScan(torch.autograd.Function):
     def _backward_zero_now(ctx, gS, gM):
         M, A, mem0, spk0, _, W, b, beta, _, thr = ctx.saved_tensors
         one_to_one = ctx.one_to_one
-        T, N = M.shape[0], M.shape[-1]
+        T = M.shape[0]
         gsur = surrogate_derivative(ctx.spike_fn, A - thr)
         S = (A - thr > 0).to(M.dtype)
         Mprev = torch.cat([mem0.unsqueeze(0), M[:-1]], 0)
@@ -113,14 +113,7 @@ class _RecScan(torch.autograd.Function):
         dx = Gin if need[0] else None
         dmem0 = beta * Gin[0] if need[1] else None
         dspk0 = _rec_T(Gin[0], W, one_to_one) if need[2] else None
-        dW = db = None
-        if need[4]:
-            if one_to_one:
-                dW = (Gin * Sprev).sum_to_size(W.shape) if W.dim() else (Gin * Sprev).sum()
-            else:
-                dW = Gin.reshape(-1, N).t() @ Sprev.reshape(-1, N)
-        if b is not None and need[5]:
-            db = Gin.reshape(-1, N).sum(0)
+        dW, db = _weight_grads(Gin, Sprev, W, b, one_to_one, need)
         dbeta = (Gin * Mprev).sum_to_size(beta.shape) if need[6] else None
         dthr = Gthr.sum_to_size(thr.shape) if need[8] else None
         return dx, dmem0, dspk0, None, dW, db, dbeta, None, dthr, None, None, None
@@ -163,21 +156,13 @@ class _RecScan(torch.autograd.Function):
             else:
                 Gin[t] = Gpre
             Gpre_n, Gin_n = Gpre, Gin[t]
-        N = M.shape[-1]
         need = ctx.needs_input_grad
         Gpre_all = G * keep if mode == 1 else G
         dx = Gin if need[0] else None
         dmem0 = beta * Gpre_all[0] if need[1] else None
         dspk0 = _rec_T(Gin[0], W, one_to_one) if need[2] else None
         dsyn0 = alpha * Gin[0] if (synaptic and need[3]) else None
-        dW = db = None
-        if need[4]:
-            if one_to_one:
-                dW = (Gin * Sprev).sum_to_size(W.shape) if W.dim() else (Gin * Sprev).sum()
-            else:
-                dW = Gin.reshape(-1, N).t() @ Sprev.reshape(-1, N)
-        if b is not None and need[5]:
-            db = Gin.reshape(-1, N).sum(0)
+        dW, db = _weight_grads(Gin, Sprev, W, b, one_to_one, need)
         dbeta = (Gpre_all * Mprev).sum_to_size(beta.shape) if need[6] else None
         dalpha = None
         if synaptic and need[7]:
@@ -190,6 +175,20 @@ class _RecScan(torch.autograd.Function):
                 gthr = gthr - G * (1 - keep)
             dthr = gthr.sum_to_size(thr.shape)
         return dx, dmem0, dspk0, dsyn0, dW, db, dbeta, dalpha, dthr, None, None, None
+
+
+def _weight_grads(Gin, Sprev, W, b, one_to_one, need):
+    """Gradients of the recurrent weight and bias from dL/d(input sum) ``Gin`` and the previous spikes."""
+    N = Gin.shape[-1]
+    dW = db = None
+    if need[4]:
+        if one_to_one:
+            dW = (Gin * Sprev).sum_to_size(W.shape) if W.dim() else (Gin * Sprev).sum()
+        else:
+            dW = Gin.reshape(-1, N).t() @ Sprev.reshape(-1, N)
+    if b is not None and need[5]:
+        db = Gin.reshape(-1, N).sum(0)
+    return dW, db
 
 
 def _rec_T(g, W, one_to_one):
