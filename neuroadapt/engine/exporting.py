@@ -71,7 +71,6 @@ def export_run(run_dir, to: str, *, out=None, verify: bool = False, data_root=No
     """Export a run directory's model to target ``to``; returns the target's report (also written
     to ``<out>/metrics.json``). ``options`` are the target's own keyword options (e.g. SpiNNaker's
     ``subtract="fir"``); :func:`target_options` lists them."""
-    from neuroadapt.errors import UnsupportedOptionError
     from neuroadapt.export import get_target
 
     target = get_target(to)  # unknown target: fail before loading anything
