@@ -48,35 +48,42 @@ long NAME(const T *x, long R, long K, long cap, int *row_ptr, int *col, T *val) 
     return n;                                                                          \
 }
 
+/* o[h] OP sum over i in [b, e) of val[i] * src[idx[i] * H + h], for every h < H: NB vectors of
+ * accumulators at a time, then single vectors, then scalars (OP is = or +=) */
+#define GATHER_SUM(T, V, src, idx, b, e, o, H, OP)                                     \
+    do {                                                                               \
+        enum { W_ = (int)(sizeof(V) / sizeof(T)) };                                    \
+        long h0 = 0;                                                                   \
+        for (; h0 + NB * W_ <= (H); h0 += NB * W_) {                                   \
+            V acc[NB];                                                                 \
+            for (int j = 0; j < NB; ++j) acc[j] = (V){0};                              \
+            for (int i = (b); i < (e); ++i) {                                          \
+                const T v = val[i];                                                    \
+                const V *w = (const V *)((src) + (long)(idx)[i] * (H) + h0);           \
+                for (int j = 0; j < NB; ++j) acc[j] += v * w[j];                       \
+            }                                                                          \
+            for (int j = 0; j < NB; ++j) ((V *)((o) + h0))[j] OP acc[j];               \
+        }                                                                              \
+        for (; h0 + W_ <= (H); h0 += W_) {                                             \
+            V acc = (V){0};                                                            \
+            for (int i = (b); i < (e); ++i)                                            \
+                acc += val[i] * *(const V *)((src) + (long)(idx)[i] * (H) + h0);       \
+            *(V *)((o) + h0) OP acc;                                                   \
+        }                                                                              \
+        for (; h0 < (H); ++h0) {                                                       \
+            T acc = 0;                                                                 \
+            for (int i = (b); i < (e); ++i) acc += val[i] * (src)[(long)(idx)[i] * (H) + h0]; \
+            (o)[h0] OP acc;                                                            \
+        }                                                                              \
+    } while (0)
+
 #define DEFINE_PROJECT(NAME, T, V)                                                     \
 void NAME(const int *row_ptr, const int *col, const T *val, const T *wt, T *out,       \
           long R, long H) {                                                            \
-    enum { W = (int)(sizeof(V) / sizeof(T)) };                                         \
     for (long r = 0; r < R; ++r) {                                                     \
         const int b = row_ptr[r], e = row_ptr[r + 1];                                  \
         T *o = out + r * H;                                                            \
-        long h0 = 0;                                                                   \
-        for (; h0 + NB * W <= H; h0 += NB * W) {                                       \
-            V acc[NB];                                                                 \
-            for (int j = 0; j < NB; ++j) acc[j] = (V){0};                              \
-            for (int i = b; i < e; ++i) {                                              \
-                const T v = val[i];                                                    \
-                const V *w = (const V *)(wt + (long)col[i] * H + h0);                  \
-                for (int j = 0; j < NB; ++j) acc[j] += v * w[j];                       \
-            }                                                                          \
-            for (int j = 0; j < NB; ++j) ((V *)(o + h0))[j] = acc[j];                  \
-        }                                                                              \
-        for (; h0 + W <= H; h0 += W) {                                                 \
-            V acc = (V){0};                                                            \
-            for (int i = b; i < e; ++i)                                                \
-                acc += val[i] * *(const V *)(wt + (long)col[i] * H + h0);              \
-            *(V *)(o + h0) = acc;                                                      \
-        }                                                                              \
-        for (; h0 < H; ++h0) {                                                         \
-            T acc = 0;                                                                 \
-            for (int i = b; i < e; ++i) acc += val[i] * wt[(long)col[i] * H + h0];     \
-            o[h0] = acc;                                                               \
-        }                                                                              \
+        GATHER_SUM(T, V, wt, col, b, e, o, H, =);                                      \
     }                                                                                  \
 }
 
@@ -105,34 +112,12 @@ void NAME(const int *row_ptr, const int *col, const T *val, long R, long K, long
 #define DEFINE_WGRAD(NAME, T, V)                                                       \
 void NAME(const int *ptr, const int *row, const T *val, const T *g, T *gwt,            \
           long nb, long K, long H) {                                                   \
-    enum { W = (int)(sizeof(V) / sizeof(T)) };                                         \
     memset(gwt, 0, sizeof(T) * (size_t)(K * H));                                       \
     for (long q = 0; q < nb * K; ++q) {                                                \
         const int b = ptr[q], e = ptr[q + 1];                                          \
         if (b == e) continue;                                                          \
         T *o = gwt + (q % K) * H;                                                      \
-        long h0 = 0;                                                                   \
-        for (; h0 + NB * W <= H; h0 += NB * W) {                                       \
-            V acc[NB];                                                                 \
-            for (int j = 0; j < NB; ++j) acc[j] = (V){0};                              \
-            for (int i = b; i < e; ++i) {                                              \
-                const T v = val[i];                                                    \
-                const V *w = (const V *)(g + (long)row[i] * H + h0);                   \
-                for (int j = 0; j < NB; ++j) acc[j] += v * w[j];                       \
-            }                                                                          \
-            for (int j = 0; j < NB; ++j) ((V *)(o + h0))[j] += acc[j];                 \
-        }                                                                              \
-        for (; h0 + W <= H; h0 += W) {                                                 \
-            V acc = (V){0};                                                            \
-            for (int i = b; i < e; ++i)                                                \
-                acc += val[i] * *(const V *)(g + (long)row[i] * H + h0);               \
-            *(V *)(o + h0) += acc;                                                     \
-        }                                                                              \
-        for (; h0 < H; ++h0) {                                                         \
-            T acc = 0;                                                                 \
-            for (int i = b; i < e; ++i) acc += val[i] * g[(long)row[i] * H + h0];      \
-            o[h0] += acc;                                                              \
-        }                                                                              \
+        GATHER_SUM(T, V, g, row, b, e, o, H, +=);                                      \
     }                                                                                  \
 }
 
