@@ -210,6 +210,18 @@ typedef void (*gemm_f64)(const char *, const char *, const long long *, const lo
                          const double *, const double *, const long long *, const double *, const long long *,
                          const double *, double *, const long long *, long, long);
 
+/* the loop's products with a packed weight (float32, AVX2 + FMA): on unless elm_set_packed(0) */
+static int elm_packed_on = 1;
+void elm_set_packed(int on) { elm_packed_on = on; }
+#if defined(__AVX2__) && defined(__FMA__)
+#include "_elm_pgemm.h"
+int elm_packed_available(void) { return 1; }
+#define PK_FLOAT 1
+#else
+int elm_packed_available(void) { return 0; }
+#define PK_FLOAT 0
+#endif
+
 #define T float
 #define SUF f32
 #define GEMM gemm_f32
@@ -237,6 +249,8 @@ typedef void (*gemm_f64)(const char *, const char *, const long long *, const lo
 #undef EXP_LO
 #undef EXP_HI
 #undef DEG
+#undef PK_FLOAT
+#define PK_FLOAT 0
 
 #define T double
 #define SUF f64

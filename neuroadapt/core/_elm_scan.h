@@ -6,9 +6,11 @@
  *   s_t = sigma(2B o_t)   (so A tanh(B o_t) = A (2 s_t - 1))
  *   m_t = kappa m_{t-1} + gain A (2 s_t - 1)
  *
- * The matrix products are the BLAS ?gemm_ torch itself uses (its address comes from Python);
- * everything element-wise of one step runs in one pass in C, so a step costs two BLAS calls
- * and two short loops, with no Python or torch dispatch in between.
+ * The matrix products are the BLAS ?gemm_ torch itself uses (its address comes from Python), or
+ * for float32 with AVX2 + FMA the packed-weight kernel of _elm_pgemm.h (the weights are fixed for
+ * the whole loop, so they are packed once instead of on every call); everything element-wise of
+ * one step runs in one pass in C, so a step costs two matrix products and two short loops, with
+ * no Python or torch dispatch in between.
  */
 
 #define CAT_(a, b) a##_##b
@@ -45,6 +47,29 @@ static void FN(mm)(void *gemm, char ta, char tb, long m, long n, long k, T alpha
     /* 64-bit slots: an LP64 BLAS reads the low half (little-endian), an ILP64 one all of it */
     long long M_ = n, N_ = m, K_ = k, la = ldb, lb = lda, lc = ldc;
     ((GEMM)gemm)(&tb, &ta, &M_, &N_, &K_, &alpha, Bm, &la, A, &lb, &beta, C, &lc, 1, 1);
+}
+
+/* The loop's products with a fixed weight, C (m x n) = A (m x k) op(W).  For float32 where the
+ * flags give AVX2 and FMA (PK_FLOAT) W is packed once per loop for pgemm_f32 (_elm_pgemm.h) unless
+ * elm_set_packed(0) was called or the buffer could not be allocated; otherwise the BLAS routine. */
+typedef struct { const T *w; char t; long ld; float *pk; } FN(wop);
+
+/* op(W) is k x n: W is (n x k) for t = 'T', (k x n) for t = 'N', rows ld apart */
+static FN(wop) FN(wop_make)(const T *w, char t, long k, long n, long ld) {
+    FN(wop) o = {w, t, ld, NULL};
+#if PK_FLOAT
+    if (elm_packed_on) o.pk = t == 'T' ? pack16_f32(k, n, w, 1, ld) : pack16_f32(k, n, w, ld, 1);
+#else
+    (void)k; (void)n;
+#endif
+    return o;
+}
+
+static void FN(wmul)(void *gemm, const FN(wop) *o, long m, long n, long k, const T *A, long lda, T *C, long ldc) {
+#if PK_FLOAT
+    if (o->pk) { pgemm_f32(m, n, k, A, lda, o->pk, C, ldc); return; }
+#endif
+    FN(mm)(gemm, 'N', o->t, m, n, k, 1, A, lda, o->w, o->ld, 0, C, ldc);
 }
 
 /* one batch row of the forward step's output half: s = sigma(2B (p + b_out)), m = kappa mp + g A (2s - 1) */
@@ -91,6 +116,7 @@ void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
     const T ks = *ks_p;
     T *zi = W, *a_cur = W + BH, *a_prev = W + 2 * BH;
     memcpy(a_prev, a0, sizeof(T) * (size_t)BH);
+    FN(wop) wr = FN(wop_make)(w_rec, 'T', D, H, D), wo = FN(wop_make)(w_out, 'T', H, D, H);
     for (long t = 0; t < Tn; ++t) {
         const T *mp = t ? M + (t - 1) * BD : m0;
         T *h = Hb + t * BH;
@@ -98,7 +124,7 @@ void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
             FN(trace_row)(H, ks, u + t * BH + b * H, a_prev + b * H, b1, a_cur + b * H, zi + b * H);
         if (A) memcpy(A + t * BH, a_cur, sizeof(T) * (size_t)BH);
         { T *tmp = a_prev; a_prev = a_cur; a_cur = tmp; }
-        FN(mm)(gemm, 'N', 'T', B, H, D, 1, mp, D, w_rec, D, 0, P, H);
+        FN(wmul)(gemm, &wr, B, H, D, mp, D, P, H);
         if (act == 0) {
             for (long i = 0; i < BH; ++i) { const T z = zi[i] + P[i]; h[i] = z > 0 ? z : 0; }
         } else if (act == 1) {
@@ -107,11 +133,13 @@ void FN(elm_scan_fwd)(void *gemm, long Tn, long B, long H, long D, int act, cons
         } else {
             for (long i = 0; i < BH; ++i) { const T z = zi[i] + P[i]; h[i] = 2 * FN(sigm)(2 * z) - 1; }
         }
-        FN(mm)(gemm, 'N', 'T', B, D, H, 1, h, H, w_out, H, 0, P, D);
+        FN(wmul)(gemm, &wo, B, D, H, h, H, P, D);
         T *s = S + t * BD, *m = M + t * BD;
         for (long b = 0; b < B; ++b)
             FN(fwd_row)(D, P + b * D, b_out, kappa, gain, mp + b * D, s + b * D, m + b * D);
     }
+    free(wr.pk);
+    free(wo.pk);
 }
 
 /* the trace's reverse scan for one batch row: du_t = dz_t + ks du_{t+1}; sums dL/db1 and, with
@@ -146,16 +174,17 @@ int FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, const
     double *a_kappa = acc, *a_gain = acc + D, *a_bout = acc + 2 * D, *a_b1 = acc + 3 * D;
     memset(g_next, 0, sizeof(T) * (size_t)BD);   /* nothing flows back from beyond the last step */
     memset(P, 0, sizeof(T) * (size_t)BD);
+    FN(wop) wr = FN(wop_make)(w_rec, 'N', H, D, D), wo = FN(wop_make)(w_out, 'N', D, H, H);
     for (long t = Tn - 1; t >= 0; --t) {
         if (t < Tn - 1)  /* W_rec^T dz_{t+1} */
-            FN(mm)(gemm, 'N', 'N', B, D, H, 1, dZ + (t + 1) * BH, H, w_rec, D, 0, P, D);
+            FN(wmul)(gemm, &wr, B, D, H, dZ + (t + 1) * BH, H, P, D);
         for (long b = 0; b < B; ++b) {
             const long j = t * BD + b * D;
             FN(bwd_row)(D, gM + j, kappa, g_next + b * D, P + b * D, S + j, gain, t ? M + j - BD : m0 + b * D,
                         g_cur + b * D, dO + j, a_kappa, a_gain, a_bout);
         }
         T *o = dO + t * BD;
-        FN(mm)(gemm, 'N', 'N', B, H, D, 1, o, D, w_out, H, 0, P, H);
+        FN(wmul)(gemm, &wo, B, H, D, o, D, P, H);
         const T *h = Hb + t * BH;
         T *dz = dZ + t * BH;
         if (act == 0) {
@@ -188,7 +217,9 @@ int FN(elm_scan_bwd)(void *gemm, long Tn, long B, long H, long D, int act, const
     }
     free(acc);
     /* dL/dm_0 = kappa g_0 + W_rec^T dz_0 */
-    FN(mm)(gemm, 'N', 'N', B, D, H, 1, dZ, H, w_rec, D, 0, P, D);
+    FN(wmul)(gemm, &wr, B, D, H, dZ, H, P, D);
+    free(wr.pk);
+    free(wo.pk);
     for (long b = 0; b < B; ++b)
         for (long d = 0; d < D; ++d) d_m0[b * D + d] = kappa[d] * g_next[b * D + d] + P[b * D + d];
     return 0;

@@ -34,7 +34,7 @@ from neuroadapt.core._ckernel import _cache_dir, _compiler
 SPARSE_MAX_DENSITY = 0.15
 _WGRAD_BLOCK_BYTES = 256 * 1024   # slice of the output gradient the weight-gradient kernel keeps in cache
 _SOURCE = Path(__file__).with_name("_elm_kernels.c")
-_HEADERS = [Path(__file__).with_name("_elm_scan.h")]   # included by _SOURCE (part of the cache key)
+_HEADERS = [Path(__file__).with_name(n) for n in ("_elm_scan.h", "_elm_pgemm.h")]   # included by _SOURCE (cache key)
 # -fno-trapping-math: lets the compiler vectorise the clamps of the exp in the memory-scan loops
 # (no effect on any computed value; nothing here relies on floating-point exceptions)
 _FLAGS = ["-O3", "-fno-trapping-math", "-fPIC", "-shared"]
@@ -78,6 +78,8 @@ def _build():
         for name in ("project", "transpose", "wgrad", "decay_sum", "scan_fwd"):
             getattr(lib, f"elm_{name}_{sfx}").restype = None
         getattr(lib, f"elm_scan_bwd_{sfx}").restype = ctypes.c_int   # -1: out of memory
+    lib.elm_set_packed.argtypes, lib.elm_set_packed.restype = [ctypes.c_int], None
+    lib.elm_packed_available.argtypes, lib.elm_packed_available.restype = [], ctypes.c_int
     return lib
 
 

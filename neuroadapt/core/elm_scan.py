@@ -20,10 +20,15 @@ Two implementations of the same loops:
   step is two calls of the BLAS ``?gemm_`` that torch itself links (its address is looked up
   in torch's library) and two short element-wise passes in C (``_elm_scan.h``, built with
   the input kernels of :mod:`neuroadapt.core.elm_input`); no Python or torch dispatch inside
-  the loop.  The activation derivatives, ``dL/dκ_m``, ``dL/dg`` and ``dL/db_out`` are
+  the loop.  For float32 on a CPU with AVX2 and FMA the two products of a step use a
+  register-blocked kernel with the weights packed once per loop instead (``_elm_pgemm.h``; the
+  BLAS routine repacks them on every call): same products, summed in ascending order with one
+  fused multiply-add per term, so float32 results differ from the BLAS path by rounding only
+  (``USE_PACKED = False`` selects the BLAS path).  The activation derivatives, ``dL/dκ_m``, ``dL/dg`` and ``dL/db_out`` are
   accumulated inside the backward loop instead of as whole-sequence tensors afterwards.
   Kept for backward: ``h``, ``σ(2B o)`` and ``m`` (and ``z`` for SiLU).  On first use it is
-  checked against the torch loop on a small float64 problem; if they disagree (or the BLAS
+  checked against the torch loop on a small float64 problem (and the packed float32 kernel on
+  a float32 one, with block and panel remainders); if they disagree (or the BLAS
   routine is not found, no compiler, ``NEUROADAPT_NO_CKERNEL=1``) the torch loop runs.
 * **torch loop** (everything else: CUDA, extra hidden layers, other dtypes): four to six
   small ops per step; kept for backward: ``z``, the sigmoid values and ``m``.
@@ -58,8 +63,9 @@ def activation(name: str):
 
 _ACT_CODE = {"relu": 0, "silu": 1, "tanh": 2}
 _fused_lock = threading.Lock()
-_fused_state: dict = {"tried": False, "value": None}
+_fused_state: dict = {"tried": False, "value": None, "packed": False}
 USE_FUSED = True   # set False to force the torch loop (tests compare the two)
+USE_PACKED = True  # float32 fused loop: packed-weight kernel where built (False: the BLAS routine)
 
 
 def _blas_gemm() -> dict | None:
@@ -95,6 +101,13 @@ def fused_kernels():
                     if lib is not None and gemm is not None and all(gemm.values()):
                         _fused_state["value"] = (lib, gemm)
                         err = _self_check()
+                        _fused_state["packed"] = bool(lib.elm_packed_available()) and err < 1e-10
+                        if _fused_state["packed"]:
+                            err32 = _self_check(torch.float32)
+                            if not err32 < 1e-5:   # float32 rounding of O(1) values over a few steps
+                                _fused_state["packed"] = False
+                                warnings.warn(f"neuroadapt: packed float32 ELM kernel disagrees with the torch "
+                                              f"loop ({err32:.2e}); using the BLAS routine", RuntimeWarning)
                         if not err < 1e-10:
                             _fused_state["value"] = None
                             warnings.warn(f"neuroadapt: fused ELM memory loop disagrees with the torch loop "
@@ -107,22 +120,23 @@ def fused_kernels():
     return _fused_state["value"]
 
 
-def _self_check() -> float:
-    """Largest difference of outputs and gradients, fused C loop vs torch loop (float64, tiny):
-    the plain loop for every activation, and the loop with the trace inside."""
+def _self_check(dtype=torch.float64) -> float:
+    """Largest difference of outputs and gradients, fused C loop vs torch loop (tiny): the plain
+    loop for every activation, and the loop with the trace inside.  float32: 7 batch rows (a block
+    of 6 and a remainder) and widths 19 / 17 (a full panel of 16 and a partial one)."""
     from neuroadapt.core.scan import linear_scan
 
     gen = torch.Generator().manual_seed(0)
-    T, B, H, D = 5, 3, 7, 4
+    T, B, H, D = (5, 3, 7, 4) if dtype == torch.float64 else (4, 7, 19, 17)
 
     def r(*shape):
-        return (torch.rand(*shape, generator=gen, dtype=torch.float64) - 0.5).requires_grad_()
+        return (torch.rand(*shape, generator=gen, dtype=dtype) - 0.5).requires_grad_()
 
     worst = 0.0
     with torch.enable_grad():   # the first use may come inside torch.no_grad()
         args = [r(T, B, H), r(B, D), r(H, D), r(D, H), r(D), r(D) + 0.5, r(D)]
         trace = [r(B, H), (r(1) + 1.3) / 2, r(H)]          # a0, κ_s in (0.4, 0.9), b1
-        g = torch.rand(T, B, D, generator=gen, dtype=torch.float64)
+        g = torch.rand(T, B, D, generator=gen, dtype=dtype)
         for act in ("relu", "silu", "tanh"):
             outs = []
             for fused in (True, False):
@@ -252,6 +266,7 @@ class _TracedScan(torch.autograd.Function):
 
 def _fused_forward(ctx, u, m0, w_rec, w_out, b_out, kappa, gain, act_name, trace=None):
     lib, gemm = _fused_state["value"]   # set by fused_kernels() before any fused call
+    lib.elm_set_packed(int(USE_PACKED and _fused_state.get("packed", False)))
     T, B, H = u.shape
     D = m0.shape[-1]
     dt = u.dtype
@@ -278,6 +293,7 @@ def _fused_forward(ctx, u, m0, w_rec, w_out, b_out, kappa, gain, act_name, trace
 def _fused_backward(ctx, gM):
     m0, w_rec, w_out, kappa, gain, Z, Hb, S, M, a0, ks, A = ctx.saved_tensors
     lib, gemm = _fused_state["value"]
+    lib.elm_set_packed(int(USE_PACKED and _fused_state.get("packed", False)))
     T, B, D = M.shape
     H = Hb.shape[-1]
     dt = M.dtype
