@@ -10,6 +10,9 @@ Peers, all in this process, on the same input, shapes, dtype, device and threads
   the scaled tanh, the memory update and the readout inside a Python loop over T; autograd
   records every step).  It uses the very parameter tensors of the ``neuroadapt`` module, and
   the benchmark checks that both give the same outputs and gradients before timing.
+* ``neuroadapt_blas``: the ``neuroadapt`` module with the float32 products of the memory loop
+  through the BLAS routine instead of the packed-weight kernel (``elm_scan.USE_PACKED = False``
+  during its step; the same module where that kernel is not built): what the packing gains.
 * ``lstm``: ``torch.nn.LSTM(700, 100)`` (hidden state of the ELM's memory size) + a
   ``Linear(100, 20)`` readout over the whole sequence (cuDNN / oneDNN kernels).
 
@@ -27,7 +30,7 @@ from neuroadapt.errors import UnsupportedOptionError
 from .common import Peer, merge_config, resolve_device, timed_bench
 
 NAME = "elm"
-ALL_PEERS = ("neuroadapt", "stepwise", "lstm")
+ALL_PEERS = ("neuroadapt", "neuroadapt_blas", "stepwise", "lstm")
 DEFAULTS = {
     "T": 250,
     "B": 32,
@@ -97,12 +100,21 @@ def build(cfg: dict, device: torch.device) -> dict:
         what["lstm"] = (f"torch.nn.LSTM({n_in}, {d_m}) + Linear({d_m}, {d_o}), "
                         f"{sum(p.numel() for p in params['lstm'])} parameters")
 
-    def make_step(fwd):
+    def make_step(fwd, packed=True):
+        from neuroadapt.core import elm_scan
+
         def step():
-            (fwd() * w_out).sum().backward()
+            keep, elm_scan.USE_PACKED = elm_scan.USE_PACKED, packed
+            try:
+                (fwd() * w_out).sum().backward()
+            finally:
+                elm_scan.USE_PACKED = keep
         return step
 
-    peers = {name: Peer(name, make_step(forwards[name]), params[name], what[name])
+    if "neuroadapt_blas" in wanted:
+        forwards["neuroadapt_blas"], params["neuroadapt_blas"] = forwards["neuroadapt"], params["neuroadapt"]
+        what["neuroadapt_blas"] = "the same module, float32 loop products through the BLAS routine (USE_PACKED=False)"
+    peers = {name: Peer(name, make_step(forwards[name], packed=name != "neuroadapt_blas"), params[name], what[name])
              for name in ALL_PEERS if name in forwards}
     return {"x": x, "elm": elm, "peers": peers, "forwards": forwards, "w_out": w_out}
 

@@ -150,9 +150,9 @@ def test_bench_elm_quick_run_checks_its_peers(capfd):
     lines = [ln for ln in capfd.readouterr().out.splitlines() if ln.strip()]
     result = json.loads(lines[-1])
     assert set(result) == {"bench", "config", "results_ms", "ratios"} and result["bench"] == "elm"
-    assert set(result["results_ms"]) == {"neuroadapt", "stepwise", "lstm"}
+    assert set(result["results_ms"]) == {"neuroadapt", "neuroadapt_blas", "stepwise", "lstm"}
     assert all(v > 0 for v in result["results_ms"].values())
-    assert set(result["ratios"]) == {"stepwise_over_neuroadapt", "lstm_over_neuroadapt"}
+    assert set(result["ratios"]) == {"stepwise_over_neuroadapt", "lstm_over_neuroadapt", "neuroadapt_blas_over_neuroadapt"}
     cfg = result["config"]
     assert cfg["outputs_match"] is True and cfg["output_max_rel_diff"] < 1e-4 and cfg["threads"] == 1
     assert rc == 0
