@@ -194,6 +194,21 @@ def test_fallback_configurations_still_match_snntorch():
         assert torch.equal(S, S_ref) and torch.equal(M, M_ref)
 
 
+@pytest.mark.parametrize("kind", ["leaky", "synaptic", "rleaky", "rsynaptic"])
+def test_stepped_fallback_starts_each_sequence_from_zero(kind):
+    """A configuration that is stepped rather than fused (reset_delay=False with a subtract
+    reset) starts every sequence from zero, like the fused scans: the second batch must not pick
+    up the first batch's final state (nor its autograd graph: both backward passes run)."""
+    ref, ours = _pair(kind, "subtract", dtype=torch.float32, spike_grad=snn.surrogate.atan(), reset_delay=False)
+    for seed in (0, 1):
+        x = _inputs(seed=seed, scale=1.0).requires_grad_()
+        S_ref, M_ref = _snn_run(ref, x, kind)
+        out = ours.forward_sequence(x)
+        assert torch.equal(out[0], S_ref) and torch.equal(out[-1], M_ref)
+        (out[0].sum() + out[-1].sum()).backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 def test_init_hidden_and_snntorch_utils_reset():
     net = torch.nn.Sequential(torch.nn.Linear(10, N), nnn.Leaky(beta=0.9, init_hidden=True))
     x = torch.rand(5, 3, 10) * 2

@@ -55,7 +55,11 @@ class _SequenceMixin:
         return spk * g
 
     def _step_loop(self, x: torch.Tensor, *state):
-        """Fallback: snnTorch-style stepping, outputs stacked over time."""
+        """Fallback: snnTorch-style stepping, outputs stacked over time.  A sequence without a
+        given state starts from zero, as the fused scans do (snnTorch's ``forward`` would take
+        the state its last call left behind: the previous batch's, with its autograd graph)."""
+        if all(s is None for s in state):
+            state = tuple(torch.zeros_like(x[0]) for _ in state)
         init_hidden, output = self.init_hidden, self.output
         self.init_hidden, self.output = False, False
         try:
