@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["AMSUState", "release_step", "reduced_astro_step", "lif_step"]
+__all__ = ["AMSUState", "release", "release_step", "reduced_astro_step", "lif_step"]
 
 
 class AMSUState(NamedTuple):
@@ -58,15 +58,17 @@ class AMSUState(NamedTuple):
     astro: tuple
 
 
-def release_step(s, u, x, gamma, u_star, alpha, decay_f, decay_d):
-    """Decay then release; returns ``(u, x, r)``.  ``decay_* = exp(-dt/τ_*)``."""
-    u = u * decay_f
-    x = 1 - (1 - x) * decay_d
+def release(s, u, x, gamma, u_star, alpha):
+    """Release at input ``s`` (spikes or counts) on already decayed ``u``, ``x``; returns ``(u, x, r)``."""
     u0 = (1 - gamma) * u_star + alpha * gamma
-    s1 = s.clamp(max=1)
-    u = u + s1 * u0 * (1 - u)
+    u = u + s.clamp(max=1) * u0 * (1 - u)
     r = x * (s * u).clamp(max=1)
     return u, x - r, r
+
+
+def release_step(s, u, x, gamma, u_star, alpha, decay_f, decay_d):
+    """Decay then release; returns ``(u, x, r)``.  ``decay_* = exp(-dt/τ_*)``."""
+    return release(s, u * decay_f, 1 - (1 - x) * decay_d, gamma, u_star, alpha)
 
 
 def reduced_astro_step(r, p, c, gamma, m_in, m_out, decay_p, decay_c, decay_g, g_in, g_c, theta_p, g_gamma):

@@ -29,6 +29,7 @@ release.  ``dt`` is checked against an RK4 stability bound (:func:`check_dt`).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -36,8 +37,9 @@ import torch
 from neuroadapt.core.astro_params import STATE_NAMES, AstroParams, check_dt
 from neuroadapt.errors import InvalidInputError, ShapeError
 
-__all__ = ["TripartiteState", "init_state", "astro_rhs", "astro_rk4", "synapse_decay", "presynaptic_release",
-           "glio_release", "tripartite_step", "tripartite_scan"]
+__all__ = ["TripartiteState", "SynapseFactors", "init_state", "astro_rhs", "astro_rk4", "synapse_factors",
+           "synapse_factors_like", "synapse_decay", "presynaptic_release", "rearm", "glio_release", "glio_step",
+           "tripartite_step", "tripartite_scan"]
 
 
 class TripartiteState(NamedTuple):
@@ -94,15 +96,49 @@ def astro_rk4(z: tuple, y, i_bias, p: AstroParams, dt: float) -> tuple:
     return tuple(a + dt / 6 * (q1 + 2 * q2 + 2 * q3 + q4) for a, q1, q2, q3, q4 in zip(z, k1, k2, k3, k4))
 
 
-def synapse_decay(y_s, gamma_s, u_s, x_s, g_a, p: AstroParams, dt: float):
-    """Exact solution over ``dt`` of the synapse's linear ODEs (``g_a`` held over the step)."""
-    k = p.O_G * g_a + p.Omega_G
-    g_inf = p.O_G * g_a / k
+class SynapseFactors(NamedTuple):
+    """The synapse's constant decay factors over one step (0-dim tensors):
+    ``clear`` = e^{-Ω_c dt} (Y_S), ``facil`` = e^{-Ω_f dt} (u_S), ``recov`` = e^{-Ω_d dt} (x_S)."""
+
+    clear: torch.Tensor
+    facil: torch.Tensor
+    recov: torch.Tensor
+
+
+@lru_cache(maxsize=256)
+def _decay_factor(rate: float, dt: float, dtype: torch.dtype) -> torch.Tensor:
+    # e^{-rate dt} as a 0-dim CPU tensor of ``dtype``: computed once per (rate, dt, dtype), not per step
+    return torch.exp(torch.as_tensor(-rate * dt, dtype=dtype))
+
+
+def synapse_factors(p: AstroParams, dt: float, dtype=torch.float64) -> SynapseFactors:
+    """:class:`SynapseFactors` for ``p`` and ``dt`` in ``dtype`` (cached): hoist this out of a time loop
+    and pass it to :func:`synapse_decay` / :func:`tripartite_step`."""
+    return SynapseFactors(_decay_factor(p.Omega_c, dt, dtype), _decay_factor(p.Omega_f, dt, dtype),
+                          _decay_factor(p.Omega_d, dt, dtype))
+
+
+def synapse_factors_like(y_s, u_s, x_s, p: AstroParams, dt: float) -> SynapseFactors:
+    """:func:`synapse_factors`, each factor in the dtype of the variable it multiplies (``Y_S``, ``u_S``, ``x_S``)."""
+    return SynapseFactors(_decay_factor(p.Omega_c, dt, y_s.dtype), _decay_factor(p.Omega_f, dt, u_s.dtype),
+                          _decay_factor(p.Omega_d, dt, x_s.dtype))
+
+
+def synapse_decay(y_s, gamma_s, u_s, x_s, g_a, p: AstroParams, dt: float, factors: SynapseFactors | None = None):
+    """Exact solution over ``dt`` of the synapse's linear ODEs (``g_a`` held over the step).
+
+    ``factors``: :func:`synapse_factors` ``(p, dt)`` in the variables' dtype; looked up (cached) when
+    not given, so a time loop that passes them does only arithmetic per step."""
+    if factors is None:
+        factors = synapse_factors_like(y_s, u_s, x_s, p, dt)
+    og = p.O_G * g_a
+    k = og + p.Omega_G
+    g_inf = og / k
     decay = torch.exp(-k * dt)
-    return (y_s * torch.exp(torch.as_tensor(-p.Omega_c * dt, dtype=y_s.dtype)),
+    return (y_s * factors.clear,
             g_inf + (gamma_s - g_inf) * decay,
-            u_s * torch.exp(torch.as_tensor(-p.Omega_f * dt, dtype=u_s.dtype)),
-            1 - (1 - x_s) * torch.exp(torch.as_tensor(-p.Omega_d * dt, dtype=x_s.dtype)))
+            u_s * factors.facil,
+            1 - (1 - x_s) * factors.recov)
 
 
 def presynaptic_release(spk, y_s, gamma_s, u_s, x_s, r_s, p: AstroParams):
@@ -117,27 +153,38 @@ def presynaptic_release(spk, y_s, gamma_s, u_s, x_s, r_s, p: AstroParams):
     return y_s, u_s, x_s, r_s
 
 
+def rearm(armed, c, p: AstroParams):
+    """Astrocytes whose Ca2+ is at or below ``C_Θ`` may release again (Brian2's refractory condition)."""
+    return torch.maximum(armed, (c <= p.C_Theta).to(c.dtype))
+
+
 def glio_release(event, x_a, g_a, p: AstroParams):
     """Gliotransmitter exocytosis where ``event`` is 1."""
     rel = event * (p.U_A * x_a)
     return x_a - rel, g_a + p.rho_e * p.G_T * rel
 
 
+def glio_step(c, armed, x_a, g_a, p: AstroParams):
+    """Release by the armed astrocytes whose Ca2+ is above ``C_Θ`` (they are then disarmed).
+    Returns ``(x_a, g_a, armed, event)``."""
+    event = (c > p.C_Theta).to(c.dtype) * armed
+    x_a, g_a = glio_release(event, x_a, g_a, p)
+    return x_a, g_a, armed * (1 - event), event
+
+
 def tripartite_step(state: TripartiteState, spk, p: AstroParams, dt: float, syn_to_astro, astro_to_syn,
-                    i_bias=0.0):
+                    i_bias=0.0, factors: SynapseFactors | None = None):
     """One step (module docstring order). ``spk`` (B, n_syn) of 0/1; coupling matrices
-    ``syn_to_astro`` (n_astro, n_syn), ``astro_to_syn`` (n_syn, n_astro).
-    Returns ``(new_state, glio_event (B, n_astro))``."""
+    ``syn_to_astro`` (n_astro, n_syn), ``astro_to_syn`` (n_syn, n_astro); ``factors`` as
+    :func:`synapse_decay`. Returns ``(new_state, glio_event (B, n_astro))``."""
     s = state
     y = s.Y_S @ syn_to_astro.T
-    armed = torch.maximum(s.armed, (s.C <= p.C_Theta).to(s.C.dtype))
+    armed = rearm(s.armed, s.C, p)
     ga, ip3, c, h, xa, g = astro_rk4((s.Gamma_A, s.I, s.C, s.h, s.x_A, s.G_A), y, i_bias, p, dt)
     g_syn = g @ astro_to_syn.T
-    y_s, gamma_s, u_s, x_s = synapse_decay(s.Y_S, s.Gamma_S, s.u_S, s.x_S, g_syn, p, dt)
-    event = (c > p.C_Theta).to(c.dtype) * armed
-    armed = armed * (1 - event)
+    y_s, gamma_s, u_s, x_s = synapse_decay(s.Y_S, s.Gamma_S, s.u_S, s.x_S, g_syn, p, dt, factors)
     y_s, u_s, x_s, r_s = presynaptic_release(spk, y_s, gamma_s, u_s, x_s, s.r_S, p)
-    xa, g = glio_release(event, xa, g, p)
+    xa, g, armed, event = glio_step(c, armed, xa, g, p)
     return TripartiteState(y_s, gamma_s, u_s, x_s, r_s, ga, ip3, c, h, xa, g, armed), event
 
 
@@ -180,10 +227,11 @@ def tripartite_scan(spikes, syn_to_astro, astro_to_syn, *, params: AstroParams |
     if unknown:
         raise InvalidInputError(f"cannot record {unknown}; choose from {STATE_NAMES}")
     s = state if state is not None else init_state(B, n_syn, n_astro, p, spikes.dtype, spikes.device)
+    f = synapse_factors_like(s.Y_S, s.u_S, s.x_S, p, dt)          # hoisted: constant over the scan
     out = {name: [] for name in record}
     events = []
     for t in range(T):
-        s, ev = tripartite_step(s, spikes[t], p, dt, a_in, a_out, bias)
+        s, ev = tripartite_step(s, spikes[t], p, dt, a_in, a_out, bias, f)
         for name in record:
             out[name].append(getattr(s, name))
         events.append(ev)

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroadapt.data.events import (
-    SHD_N_CHANNELS,
-    _check_channels,
+from neuroadapt.data.event_conversions import (
     _check_dt,
     _dense_counts,
     _events_of,
     _n_bins_default,
-    _where,
-    check_events,
     seconds_to_ticks,
     ticks_to_seconds,
 )
+from neuroadapt.data.events import SHD_N_CHANNELS, _check_channels, _where, check_events
 from neuroadapt.errors import DataError, InvalidInputError
 
 __all__ = ["TONIC_DTYPE", "to_tonic", "from_tonic", "dense_to_tonic", "tonic_to_dense"]

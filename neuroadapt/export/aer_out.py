@@ -28,7 +28,7 @@ from torch import nn
 
 from neuroadapt._io import atomic_path
 from neuroadapt.data.aer import read_aer, write_aer
-from neuroadapt.data.events import _events_of, dense_to_events, events_to_dense_batch
+from neuroadapt.data.event_conversions import _events_of, dense_to_events, events_to_dense_batch
 from neuroadapt.data.shd import read_shd
 from neuroadapt.data.shd_write import write_shd
 from neuroadapt.data.tonic_events import TONIC_DTYPE, _dt_us, dense_to_tonic, tonic_to_dense

@@ -22,9 +22,9 @@ import math
 import torch
 from torch import nn
 
-from neuroadapt.core.amsu import AMSUState, lif_step, reduced_astro_step, release_step
+from neuroadapt.core import astrocyte as tri
+from neuroadapt.core.amsu import AMSUState, lif_step, reduced_astro_step, release, release_step
 from neuroadapt.core.astro_params import AstroParams, check_dt
-from neuroadapt.core.astrocyte import astro_rk4, glio_release, synapse_decay
 from neuroadapt.core.surrogate import atan
 from neuroadapt.errors import InvalidInputError, ShapeError, UnsupportedOptionError
 
@@ -149,10 +149,8 @@ class AMSU(nn.Module):
         z = lambda n: torch.zeros(batch, n, dtype=dtype, device=device)  # noqa: E731
         theta = self.threshold.to(dtype).expand(batch, self.out_features).clone()
         if self.kind == "gchi":
-            p = self.params
-            full = lambda v: torch.full((batch, self.n_astro), float(v), dtype=dtype, device=device)  # noqa: E731
-            astro = (z(self.in_features), full(0), full(p.I0), full(p.C0), full(p.h0), full(p.x_A0), full(0), full(1))
-            x0 = p.x_S0
+            t = tri.init_state(batch, self.in_features, self.n_astro, self.params, dtype, device)
+            astro, x0 = (t.Y_S, t.Gamma_A, t.I, t.C, t.h, t.x_A, t.G_A, t.armed), self.params.x_S0
         else:
             astro, x0 = (z(self.n_astro), z(self.n_astro)), 1.0
         return AMSUState(z(self.out_features), z(self.out_features), theta, z(self.in_features),
@@ -168,10 +166,12 @@ class AMSU(nn.Module):
         return state.astro[1] if self.kind == "reduced" else (state.astro[3] if self.kind == "gchi"
                                                              else state.mem.new_zeros(state.mem.shape[0], self.n_astro))
 
-    def _coeffs(self) -> dict:
+    def _coeffs(self, state: AMSUState) -> dict:
         """Per-step constants that depend only on the parameters: computed once per call, not per step."""
         k = {"beta": self.beta_raw.clamp(0, 1), "g_exc": self.g_exc.clamp(0, 0.9) if self.excitability else None}
-        if self.kind != "gchi":
+        if self.kind == "gchi":       # the synapse's decay factors, in the dtypes of the variables they scale
+            k["syn"] = tri.synapse_factors_like(state.astro[0], state.u, state.x, self.params, self.dt)
+        else:
             k.update(u_star=torch.sigmoid(self.u_star_logit), alpha=torch.sigmoid(self.alpha_logit),
                      d_f=self._decay(self.log_tau_f), d_d=self._decay(self.log_tau_d))
         if self.kind == "reduced":
@@ -182,7 +182,7 @@ class AMSU(nn.Module):
     def _synapse(self, s, state: AMSUState, k: dict):
         """Release and astrocyte update: ``(u, x, r, gamma, astro)`` (independent of the neurons' output)."""
         if self.kind == "gchi":
-            return self._gchi_synapse(s, state)
+            return self._gchi_synapse(s, state, k["syn"])
         u, x, r = release_step(s, state.u, state.x, state.gamma, k["u_star"], k["alpha"], k["d_f"], k["d_d"])
         gamma, astro = state.gamma, state.astro
         if self.kind == "reduced":
@@ -203,25 +203,23 @@ class AMSU(nn.Module):
 
     def step(self, s: torch.Tensor, state: AMSUState) -> tuple[torch.Tensor, AMSUState]:
         """One time step: ``spk, new_state = layer.step(x_t, state)``."""
-        k = self._coeffs()
+        k = self._coeffs(state)
         u, x, r, gamma, astro = self._synapse(s, state, k)
         spk, mem, theta = self._neuron(self.fc(self.kappa * r), astro, state.mem, state.spk, state.theta, k)
         return spk, AMSUState(mem, spk, theta, u, x, r, gamma, astro)
 
-    def _gchi_synapse(self, s, state):
-        """The biophysical tripartite synapse (same order as core.astrocyte.tripartite_step)."""
+    def _gchi_synapse(self, s, state, factors):
+        """The biophysical tripartite synapse (same order as core.astrocyte.tripartite_step), with the
+        AM-SU's release (:func:`~neuroadapt.core.amsu.release`: counts allowed, ``r = 0`` without input)."""
         p, dt = self.params, self.dt
         y_s, ga, ip3, c, h, xa, g, armed = state.astro
-        armed = torch.maximum(armed, (c <= p.C_Theta).to(c.dtype))
-        ga, ip3, c, h, xa, g = astro_rk4((ga, ip3, c, h, xa, g), y_s @ self.m_in.T, 0.0, p, dt)
-        y_s, gamma, u, x = synapse_decay(y_s, state.gamma, state.u, state.x, g @ self.m_out.T, p, dt)
-        u0 = (1 - gamma) * p.U_0_star + p.alpha * gamma
-        u = u + s.clamp(max=1) * u0 * (1 - u)
-        r = x * (s * u).clamp(max=1)
-        x, y_s = x - r, y_s + p.rho_c * p.Y_T * r
-        event = (c > p.C_Theta).to(c.dtype) * armed
-        xa, g = glio_release(event, xa, g, p)
-        return u, x, r, gamma, (y_s, ga, ip3, c, h, xa, g, armed * (1 - event))
+        armed = tri.rearm(armed, c, p)
+        ga, ip3, c, h, xa, g = tri.astro_rk4((ga, ip3, c, h, xa, g), y_s @ self.m_in.T, 0.0, p, dt)
+        y_s, gamma, u, x = tri.synapse_decay(y_s, state.gamma, state.u, state.x, g @ self.m_out.T, p, dt, factors)
+        u, x, r = release(s, u, x, gamma, p.U_0_star, p.alpha)
+        y_s = y_s + p.rho_c * p.Y_T * r
+        xa, g, armed, _ = tri.glio_step(c, armed, xa, g, p)
+        return u, x, r, gamma, (y_s, ga, ip3, c, h, xa, g, armed)
 
     # ---------------------------------------------------------------- calls
     def forward(self, x: torch.Tensor, state: AMSUState | None = None, return_mem: bool = False,
@@ -243,7 +241,7 @@ class AMSU(nn.Module):
         # GEMM for every step's current, then the (recurrent) neurons
         rs, gammas, astros = [], [], []
         u, xs, gamma, astro = state.u, state.x, state.gamma, state.astro
-        syn_state, k = state, self._coeffs()
+        syn_state, k = state, self._coeffs(state)
         for t in range(x.shape[0]):
             u, xs, r, gamma, astro = self._synapse(x[t], syn_state, k)
             syn_state = syn_state._replace(u=u, x=xs, r=r, gamma=gamma, astro=astro)
