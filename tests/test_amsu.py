@@ -101,7 +101,8 @@ def test_astrocyte_modulates_release_and_gradients_reach_every_parameter():
     (dict(astrocyte="nope"), UnsupportedOptionError), (dict(tau_d=-0.1), InvalidInputError),
     (dict(tau_p=0.0), InvalidInputError), (dict(dt=0.0), InvalidInputError), (dict(u_star=1.2), InvalidInputError),
     (dict(g_gamma=1.0), InvalidInputError), (dict(beta=1.5), InvalidInputError),
-    (dict(astrocyte="gchi", dt=0.02), InvalidInputError)])
+    (dict(astrocyte="gchi", dt=0.02), InvalidInputError),
+    (dict(astrocyte="none", excitability=True), UnsupportedOptionError)])
 def test_bad_arguments_are_refused(kwargs, err):
     with pytest.raises(err):
         AMSU(4, 3, **kwargs)

@@ -95,6 +95,9 @@ class AMSU(nn.Module):
                 raise InvalidInputError(f"AMSU {name} must be >= 0, got {locals()[name]!r}")
         if not 0 <= g_gamma < 1:
             raise InvalidInputError(f"AMSU g_gamma (largest receptor activation) must lie in [0, 1), got {g_gamma!r}")
+        if excitability and astrocyte == "none":
+            raise UnsupportedOptionError("AMSU excitability=True needs astrocytes (the threshold is modulated by their "
+                                         "Ca2+); with astrocyte='none' there is none: use 'reduced' or 'gchi'")
         self.in_features, self.out_features, self.n_astro = int(in_features), int(out_features), int(n_astro)
         self.kind, self.recurrent, self.excitability = astrocyte, bool(recurrent), bool(excitability)
         self.batch_first, self.dt = batch_first, float(dt)
