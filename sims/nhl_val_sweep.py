@@ -13,8 +13,9 @@ corruption seed ``1000 + c``, the test stream uses ``0``). Writes
   the number of pairs on which it beats Tent, and (NHL) the shifts detected per pass;
 * ``nhl_val_sweep_<model>.png``: mean error per variant.
 
-Usage: ``neuroadapt sim nhl_val_sweep -- --model cnn --source-from RUN_DIR`` or
-``python sims/nhl_val_sweep.py --model snn --only tent nhl ...``.
+Usage: ``PYTHONPATH=$PWD python sims/nhl_val_sweep.py --model cnn --source-from RUN_DIR
+--domain-images 719 --only tent nhl ...`` (``neuroadapt sim nhl_val_sweep`` runs the defaults:
+CNN, source models trained here, every variant, the validation stream as it is; ~10 min).
 """
 from __future__ import annotations
 
@@ -45,7 +46,30 @@ VARIANTS = {
     "nhl fb 0.4": ("nhl", {"feedback_margin": 0.4}),
     "nhl fb 0.4 w": ("nhl", {"feedback_margin": 0.4, "feedback_weight": True}),
     "nhl fb 0.6 w": ("nhl", {"feedback_margin": 0.6, "feedback_weight": True}),
+    # round 2 (test-length validation domains)
+    "nhl drift 0.1 fb 0.6 w": ("nhl", {"max_drift": 0.1, "feedback_margin": 0.6, "feedback_weight": True}),
+    "nhl shift 0.4 fb 0.6 w": ("nhl", {"shift_reset": 0.4, "feedback_margin": 0.6, "feedback_weight": True}),
+    "nhl lr 3e-4": ("nhl", {"lr": 3e-4}),
 }
+
+
+def _lengthen(data, rec, cs: int, n: int, cache) -> list:
+    """Every domain of ``data`` made ``n`` images long from more corruption seeds of the same images."""
+    import torch
+
+    from neuroadapt.engine.adapt_data import load_adapt_data
+
+    parts, j = [data.domains], 1
+    while len(parts) * len(data.domains[0][1]) < n:
+        parts.append(load_adapt_data({**rec["dataset"], "corruption_seed": cs + 3 * j}, "val", cache=cache).domains)
+        j += 1
+    out = []
+    for k, (name, _, _) in enumerate(data.domains):
+        x = torch.cat([p[k][1] for p in parts])
+        y = torch.cat([p[k][2] for p in parts])
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(1000 + cs))[:n]
+        out.append((name, x[idx], y[idx]))
+    return out
 
 
 def main(argv=None) -> int:
@@ -57,6 +81,10 @@ def main(argv=None) -> int:
     ap.add_argument("--corruption-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--only", nargs="+", default=None, help="labels of VARIANTS to run (default: all)")
     ap.add_argument("--tag", default="", help="suffix of the output file names")
+    ap.add_argument("--domain-images", type=int, default=0,
+                    help="make every validation domain this long (0: as is, 269 images): the validation "
+                         "images under corruption seeds c, c+3, c+6, ... concatenated, then the first N of a "
+                         "fixed shuffle (719 = the test stream's length per domain)")
     args = ap.parse_args(argv)
 
     import torch
@@ -84,6 +112,8 @@ def main(argv=None) -> int:
     for cs in args.corruption_seeds:
         data = load_adapt_data({**rec["dataset"], "corruption_seed": cs}, "val",
                                cache=os.path.join(args.out, ".cache"))
+        if args.domain_images > 0:
+            data.domains = _lengthen(data, rec, cs, args.domain_images, os.path.join(args.out, ".cache"))
         for seed in args.seeds:
             if seed not in models:
                 torch.manual_seed(seed)
@@ -109,6 +139,7 @@ def main(argv=None) -> int:
     summary = {"model": args.model, "recipe": rec["name"], "split": "val", "setting": "continual",
                "source_seeds": args.seeds, "corruption_seeds": args.corruption_seeds,
                "val_corruption_seeds_used": [1000 + c for c in args.corruption_seeds],
+               "domain_images": args.domain_images or len(data.domains[0][1]),
                "seconds": round(time.time() - t0, 1), "variants": {}}
     tent_pairs = {k: float(np.mean(list(v.values()))) for k, v in res["tent"].items()}
     for lb in labels:
