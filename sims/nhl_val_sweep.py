@@ -50,6 +50,7 @@ VARIANTS = {
     "nhl drift 0.1 fb 0.6 w": ("nhl", {"max_drift": 0.1, "feedback_margin": 0.6, "feedback_weight": True}),
     "nhl shift 0.4 fb 0.6 w": ("nhl", {"shift_reset": 0.4, "feedback_margin": 0.6, "feedback_weight": True}),
     "nhl lr 3e-4": ("nhl", {"lr": 3e-4}),
+    "nhl decay k=20 lr 3e-4": ("nhl", {"hebb_decay": 20, "lr": 3e-4}),
 }
 
 
