@@ -292,7 +292,7 @@ def test_nhl_shift_reset_puts_the_first_layer_back_on_a_jump_only():
     meth(b)
     assert meth.n_shifts == 1 and meth.hebb_t == 0
     assert torch.equal(meth.conv.weight, w_src)
-    # the detector never sees labels or domain names; the score is dimensionless and symmetric in scale
+    # the detector never sees labels or domain names; identical statistics score 0
     s = meth.response_stats(a(4))
     assert meth.shift_score(s, s) == 0.0
 
