@@ -242,3 +242,84 @@ def test_nhl_all_norms_modulator_keeps_classifier_frozen():
     for name, p in meth.model.named_parameters():
         assert (not torch.equal(p, src[name])) == (name.startswith(("conv1", "bn"))), name
     assert torch.equal(meth.model.classifier.weight, m.classifier.weight)
+
+
+# ------------------------------------------------------- NHL options against Hebbian accumulation
+def test_nhl_hebb_decay_lowers_the_rate_and_restarts_after_reset():
+    m = _model()
+    meth = NHL(copy.deepcopy(m), lr=0.0, hebb_lr=0.04, hebb_decay=2.0, keep_norm=False, center_patches=True)
+    rates = []
+    for i in range(3):
+        rates.append(meth.hebb_rate())
+        x = _x(16, seed=10 + i)
+        w0 = meth.conv.weight.detach().clone()
+        dw = softhebb_conv_delta(x, meth.conv, 1.0, center_patches=True)
+        meth(x)
+        torch.testing.assert_close(meth.conv.weight.detach(), w0 + rates[-1] * dw)  # the step used that rate
+    assert rates == pytest.approx([0.04, 0.04 / 1.5, 0.04 / 2.0])
+    meth.reset()
+    assert meth.hebb_rate() == pytest.approx(0.04)
+    assert NHL(copy.deepcopy(m), hebb_lr=0.04).hebb_rate() == 0.04  # off by default: constant rate
+
+
+def test_nhl_max_drift_bounds_every_filter():
+    m = _model()
+    free = NHL(copy.deepcopy(m), lr=0.0, hebb_lr=2.0, keep_norm=False)
+    bound = NHL(copy.deepcopy(m), lr=0.0, hebb_lr=2.0, keep_norm=False, max_drift=0.05)
+    for i in range(3):
+        free(_x(16, seed=i))
+        bound(_x(16, seed=i))
+    w_src = m.conv1.weight.detach().flatten(1)
+    rel = lambda meth: (meth.conv.weight.detach().flatten(1) - w_src).norm(dim=1) / w_src.norm(dim=1)
+    assert float(rel(free).min()) > 0.05  # without the bound every filter moves further
+    assert float(rel(bound).max()) <= 0.05 + 1e-6
+    assert float(rel(bound).max()) > 0.049  # ... and the bound is reached, not a no-op
+
+
+def test_nhl_shift_reset_puts_the_first_layer_back_on_a_jump_only():
+    m = _model()
+    meth = NHL(copy.deepcopy(m), lr=0.0, hebb_lr=0.5, shift_reset=0.5, center_patches=True)
+    a = lambda s: _x(16, seed=s) * 0.2  # one "domain": dim images
+    meth(a(1))
+    meth(a(2))
+    assert meth.n_shifts == 0 and meth.hebb_t == 2  # same distribution: no shift, W1 keeps moving
+    assert not torch.equal(meth.conv.weight, m.conv1.weight)
+    prev = meth.prev_stats
+    b = 1.0 - _x(16, seed=3) * 0.2  # a new domain: bright, inverted
+    assert meth.shift_score(prev, meth.response_stats(b)) > 0.5
+    w_src = m.conv1.weight.detach().clone()
+    meth.hebbian = False  # look at the reset itself: no Hebbian step after it
+    meth(b)
+    assert meth.n_shifts == 1 and meth.hebb_t == 0
+    assert torch.equal(meth.conv.weight, w_src)
+    # the detector never sees labels or domain names; identical statistics score 0
+    s = meth.response_stats(a(4))
+    assert meth.shift_score(s, s) == 0.0
+
+
+def test_nhl_feedback_margin_keeps_only_reliable_samples():
+    m = _model()
+    meth = NHL(copy.deepcopy(m), feedback_margin=0.4, feedback_weight=True)
+    logits = torch.tensor([[8.0] + [0.0] * 9, [0.0] * 10, [3.0] + [0.0] * 9])
+    ent = entropy(logits)
+    e0 = 0.4 * np.log(10)
+    keep = ent < e0
+    assert keep.tolist() == [True, False, False]
+    want = (ent[keep] * torch.exp(-(ent[keep] - e0))).sum() / keep.sum()
+    torch.testing.assert_close(meth.feedback_loss(logits), want)
+    assert meth.feedback_loss(torch.zeros(3, 10)) is None  # nobody reliable: no modulator step
+    plain = NHL(copy.deepcopy(m), feedback_margin=0.4)
+    torch.testing.assert_close(plain.feedback_loss(logits), ent[keep].mean())
+    torch.testing.assert_close(NHL(copy.deepcopy(m)).feedback_loss(logits), ent.mean())  # off: all samples
+    # no sample reliable -> the modulator does not move
+    strict = NHL(copy.deepcopy(m), hebb_lr=0.0, lr=1e-2, feedback_margin=1e-6)
+    strict(_x(16))
+    assert torch.equal(strict.model.bn1.weight, m.bn1.weight)
+
+
+@pytest.mark.parametrize("bad", [{"hebb_decay": -1.0}, {"max_drift": -0.1}, {"shift_reset": float("inf")},
+                                 {"feedback_margin": 1.5}, {"feedback_margin": -0.1},
+                                 {"feedback_weight": True}, {"hebb_decay": "fast"}])
+def test_nhl_bad_new_options_are_refused(bad):
+    with pytest.raises(InvalidInputError, match=next(iter(bad)) if "weight" not in str(bad) else "feedback_margin"):
+        NHL(_model(), **bad)
